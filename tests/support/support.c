@@ -1,0 +1,191 @@
+/* Test support: see support.h. */
+#include "tests/support/support.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *svc_env(const char *name)
+{
+    const char *v = getenv(name);
+    if (!v || !*v) {
+        fprintf(stderr, "skip: %s is not set; run through scripts/test\n", name);
+        exit(77);
+    }
+    return v;
+}
+
+int svc_env_int(const char *name)
+{
+    return atoi(svc_env(name));
+}
+
+static bool port_is_free(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    bool ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return ok;
+}
+
+int svc_free_port(void)
+{
+    static int next;
+    int base = getenv("TUSK_FREE_PORT_BASE") ? atoi(getenv("TUSK_FREE_PORT_BASE")) : 40000;
+    /* tests run in parallel: spread processes apart by pid */
+    if (next == 0)
+        next = base + (getpid() % 500) * 8;
+    for (int i = 0; i < 4000; i++) {
+        int p = next++;
+        if (p > 65000)
+            next = base;
+        if (port_is_free(p))
+            return p;
+    }
+    fprintf(stderr, "no free port found\n");
+    exit(1);
+}
+
+char *svc_write_temp(const char *suffix, const char *text)
+{
+    char tmpl[256];
+    snprintf(tmpl, sizeof(tmpl), "/tmp/tusk-test-XXXXXX%s", suffix ? suffix : "");
+    int fd = mkstemps(tmpl, suffix ? (int)strlen(suffix) : 0);
+    if (fd < 0) {
+        perror("mkstemps");
+        exit(1);
+    }
+    size_t len = strlen(text);
+    if (write(fd, text, len) != (ssize_t)len) {
+        perror("write");
+        exit(1);
+    }
+    close(fd);
+    return strdup(tmpl);
+}
+
+int svc_sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof(cmd), fmt, ap);
+    va_end(ap);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int svc_node(const char *action, const char *name)
+{
+    return svc_sh("'%s/scripts/services' node '%s' %s %s", svc_env("TUSK_SOURCE_DIR"),
+                  svc_env("TUSK_SVC_DIR"), action, name);
+}
+
+double svc_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+}
+
+static bool port_accepts(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return ok;
+}
+
+void svc_dump_log(const svc_proc *proc)
+{
+    if (!proc->log_path)
+        return;
+    FILE *f = fopen(proc->log_path, "r");
+    if (!f)
+        return;
+    char line[1024];
+    fprintf(stderr, "---- %s ----\n", proc->log_path);
+    while (fgets(line, sizeof(line), f))
+        fputs(line, stderr);
+    fclose(f);
+}
+
+bool svc_start_role(svc_proc *proc, const char *role, const char *config_text, int port)
+{
+    memset(proc, 0, sizeof(*proc));
+    proc->port = port;
+    proc->config_path = svc_write_temp(".ini", config_text);
+    char logp[256];
+    snprintf(logp, sizeof(logp), "%s.log", proc->config_path);
+    proc->log_path = strdup(logp);
+    const char *bin = svc_env("TUSK_BIN");
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *lf = freopen(proc->log_path, "w", stderr);
+        (void)lf;
+        dup2(2, 1);
+        execl(bin, bin, role, "-c", proc->config_path, (char *)NULL);
+        perror("exec tusk");
+        _exit(127);
+    }
+    proc->pid = pid;
+    double deadline = svc_now_ms() + 10000;
+    while (svc_now_ms() < deadline) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            fprintf(stderr, "tusk %s exited during start-up\n", role);
+            svc_dump_log(proc);
+            proc->pid = 0;
+            return false;
+        }
+        if (port_accepts(port))
+            return true;
+        usleep(20000);
+    }
+    fprintf(stderr, "tusk %s did not listen on %d within 10 s\n", role, port);
+    svc_dump_log(proc);
+    return false;
+}
+
+int svc_stop_role(svc_proc *proc, int sig)
+{
+    if (proc->pid <= 0)
+        return -1;
+    kill(proc->pid, sig);
+    int st = 0;
+    double deadline = svc_now_ms() + 10000;
+    while (svc_now_ms() < deadline) {
+        if (waitpid(proc->pid, &st, WNOHANG) == proc->pid)
+            goto done;
+        usleep(10000);
+    }
+    fprintf(stderr, "tusk did not exit within 10 s of signal %d; killing it\n", sig);
+    kill(proc->pid, SIGKILL);
+    waitpid(proc->pid, &st, 0);
+done:
+    proc->pid = 0;
+    unlink(proc->config_path);
+    free(proc->config_path);
+    proc->config_path = NULL;
+    free(proc->log_path);
+    proc->log_path = NULL;
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    return 128 + WTERMSIG(st);
+}
