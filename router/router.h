@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 /* Where a query asks to be sent, by a leading comment or by SET tusk.route. */
@@ -154,5 +155,68 @@ bool router_parse_lsn(const char *text, uint64_t *lsn);
 
 /* Formats an LSN as PostgreSQL does ("%X/%X"); out receives a NUL-terminated string. */
 void router_format_lsn(uint64_t lsn, char out[32]);
+
+/* ---- topology.c: nodes of a database, their roles, health and replication lag ---- */
+
+#define ROUTER_MAX_NODES 16
+#define ROUTER_LSN_RING 9000 /* primary LSN samples: 15 minutes at 100 ms */
+
+typedef enum { ROUTER_ROLE_UNKNOWN = 0, ROUTER_ROLE_PRIMARY, ROUTER_ROLE_REPLICA } router_role;
+typedef enum { ROUTER_NODE_UP = 0, ROUTER_NODE_DOWN, ROUTER_NODE_LAGGING } router_node_state;
+
+/* One PostgreSQL server of a database. Written by its monitor thread, read lock-free by the
+ * proxy's workers: every field a worker reads is atomic. */
+typedef struct router_node {
+    char host[256];
+    int port;
+    int weight;                       /* relative share of reads, default 1 */
+    bool configured_primary;          /* first node of the entry */
+    _Atomic int role;                 /* router_role, from pg_is_in_recovery() */
+    _Atomic int state;                /* router_node_state */
+    _Atomic uint64_t lsn;             /* replay LSN (replica) or current WAL LSN (primary) */
+    _Atomic uint64_t lag_bytes;
+    _Atomic uint64_t lag_ms;
+    _Atomic int64_t banned_until_ms;  /* monotonic ms; 0 = not banned */
+    _Atomic int64_t last_ok_ms;       /* last successful check */
+    _Atomic uint64_t checks_failed;
+    _Atomic int outstanding;          /* queries running on it through the proxy */
+    _Atomic uint64_t reads_routed;
+    _Atomic int admin_banned;         /* BAN from the console */
+} router_node;
+
+typedef struct router_topology router_topology;
+
+typedef struct router_topology_config {
+    const char *conninfo_extra;  /* "user=... password=... dbname=..." for the monitor's connections */
+    int lag_poll_ms;             /* default 100 */
+    int64_t max_replica_lag_ms;  /* 0 = no limit */
+    int64_t max_replica_lag_bytes;
+    int ban_ms;                  /* first back-off after a failure, doubling up to 30 s */
+    int connect_timeout_s;
+} router_topology_config;
+
+/* create the topology of one database; nodes[0] is the configured primary */
+router_topology *router_topology_new(const router_topology_config *cfg, int n_nodes,
+                                     const char *const *hosts, const int *ports,
+                                     const int *weights);
+/* start one monitor thread per node; notify() is called (from monitor threads) whenever a
+ * node's LSN or state changes, so waiting clients can be re-checked */
+int router_topology_start(router_topology *topo, void (*notify)(void *arg), void *arg);
+void router_topology_stop(router_topology *topo);
+void router_topology_free(router_topology *topo);
+int router_topology_count(const router_topology *topo);
+router_node *router_topology_node(router_topology *topo, int i);
+/* index of the node that is primary now (follows promotions); -1 if none is reachable */
+int router_topology_primary(const router_topology *topo);
+/* a replica that can serve a read with replay LSN >= floor_lsn: healthy, not banned, under the
+ * lag limits; among those the fewest outstanding queries per weight. -1 if none. */
+int router_topology_pick_replica(router_topology *topo, uint64_t floor_lsn);
+/* ask the monitors to poll replicas now and keep polling fast until floor_lsn is replayed or
+ * the deadline (monotonic ms) passes: used while a client waits for a replica to catch up */
+void router_topology_want_lsn(router_topology *topo, uint64_t floor_lsn, int64_t deadline_ms);
+/* current primary's last known WAL LSN */
+uint64_t router_topology_primary_lsn(const router_topology *topo);
+/* monotonic milliseconds, the clock of banned_until_ms and deadlines */
+int64_t router_now_ms(void);
 
 #endif
