@@ -59,7 +59,7 @@ INI
 FANOUT=$!
 trap 'kill $FANOUT 2>/dev/null; wait $FANOUT 2>/dev/null; rm -f "$CONF"' EXIT
 for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$ADMIN/health" >/dev/null 2>&1 && break
+    (exec 3<>"/dev/tcp/127.0.0.1/$ADMIN") 2>/dev/null && break
     sleep 0.1
 done
 
