@@ -1,0 +1,862 @@
+/*
+ * proxy: internal interface shared by the files of proxy/ (not by other parts; their interface
+ * is proxy/proxy.h). See proxy/README.md for how the pieces cooperate.
+ *
+ * Threading: every client, server connection and pool belongs to exactly one worker (one
+ * thread, one libev loop) and is touched only by that thread. What workers share sits in
+ * px_global behind one mutex (cancel keys, connection counters, SCRAM keys) or is read-only
+ * and reference counted (px_config).
+ */
+#ifndef TUSK_PROXY_INTERNAL_H
+#define TUSK_PROXY_INTERNAL_H
+
+#include "common/common.h"
+#include "proxy/proxy.h"
+
+#include <ev.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+/* ------------------------------------------------------------------------------------------ */
+/* limits                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+#define PX_MAX_STARTUP_LEN 10000     /* PostgreSQL's MAX_STARTUP_PACKET_LENGTH */
+#define PX_MAX_MSG_LEN 0x3fffffffu   /* largest length field accepted (PG's 1 GB limit) */
+#define PX_MAX_LOGIN_MSG 8192        /* password / SASL messages */
+#define PX_MAX_WHOLE_MSG (16u << 20) /* messages the proxy must see whole (Parse text) */
+#define PX_MAX_WORKERS 64
+#define PX_DEFAULT_PKT_BUF 32768
+#define PX_PROTO_V3 196608u
+#define PX_SSL_REQUEST 80877103u
+#define PX_GSSENC_REQUEST 80877104u
+#define PX_CANCEL_REQUEST 80877102u
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* ------------------------------------------------------------------------------------------ */
+/* pktbuf.c: protocol v3 message codec                                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+static inline uint32_t pkt_get_u32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline uint16_t pkt_get_u16(const uint8_t *p)
+{
+    return (uint16_t)(((uint16_t)p[0] << 8) | p[1]);
+}
+static inline void pkt_put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* a growable (or fixed) buffer that messages are built into */
+typedef struct pktbuf {
+    uint8_t *data;
+    size_t len, cap;
+    size_t msg_start; /* where the message being built starts */
+    bool fixed;       /* data is caller storage: never realloc'd */
+    bool failed;      /* out of memory / out of space: contents are unusable */
+} pktbuf;
+
+/* use caller storage (fixed, never grows) or, with storage NULL, a heap buffer */
+void pktbuf_init(pktbuf *b, uint8_t *storage, size_t cap);
+/* release a heap buffer */
+void pktbuf_free(pktbuf *b);
+/* forget the contents, keep the memory */
+void pktbuf_reset(pktbuf *b);
+/* make room for n more bytes; false (and failed set) if impossible */
+bool pktbuf_reserve(pktbuf *b, size_t n);
+/* start a message; type 0 = untyped (startup packet, SSLRequest) */
+void pkt_begin(pktbuf *b, uint8_t type);
+void pkt_put_byte(pktbuf *b, uint8_t v);
+void pkt_put_int16(pktbuf *b, uint16_t v);
+void pkt_put_int32(pktbuf *b, uint32_t v);
+void pkt_put_bytes(pktbuf *b, const void *p, size_t n);
+/* a C string with its NUL */
+void pkt_put_str(pktbuf *b, const char *s);
+/* patch the length field of the message started by pkt_begin */
+void pkt_end(pktbuf *b);
+
+/* ErrorResponse (or NoticeResponse with type 'N'): S, V, C, M fields, optional detail */
+void pkt_error(pktbuf *b, uint8_t type, const char *severity, const char *sqlstate,
+               const char *detail, const char *fmt, ...) TUSK_PRINTF(6, 7);
+void pkt_param_status(pktbuf *b, const char *name, const char *value);
+void pkt_ready(pktbuf *b, char status);
+void pkt_auth(pktbuf *b, uint32_t code, const void *data, size_t len);
+void pkt_backend_key(pktbuf *b, uint32_t pid, uint32_t key);
+void pkt_query(pktbuf *b, const char *sql);
+void pkt_simple(pktbuf *b, uint8_t type); /* a message with an empty body: '1','3','S','H',.. */
+void pkt_close(pktbuf *b, char what, const char *name);
+void pkt_parse(pktbuf *b, const char *name, const char *query, size_t qlen, uint16_t ntypes,
+               const uint8_t *types_be);
+void pkt_cancel_request(pktbuf *b, uint32_t pid, uint32_t key);
+
+/* header of a typed message: 1 = complete header (type, total = 1 + length field),
+ * 0 = fewer than 5 bytes available, -1 = length field out of range (< 4 or > PX_MAX_MSG_LEN) */
+int pkt_header(const uint8_t *p, size_t avail, uint8_t *type, uint32_t *total);
+
+/* bounds-checked reader over a message body */
+typedef struct pkt_reader {
+    const uint8_t *p;
+    size_t len, pos;
+    bool bad; /* a read ran past the end or a string had no NUL */
+} pkt_reader;
+void pkt_reader_init(pkt_reader *r, const uint8_t *body, size_t len);
+uint8_t pkt_read_byte(pkt_reader *r);
+uint16_t pkt_read_int16(pkt_reader *r);
+uint32_t pkt_read_int32(pkt_reader *r);
+/* NUL-terminated string inside the body; "" and bad set when it runs off the end */
+const char *pkt_read_str(pkt_reader *r);
+const uint8_t *pkt_read_bytes(pkt_reader *r, size_t n);
+
+/* value of field code (e.g. 'C' SQLSTATE, 'M' message, 'V' severity) of an Error/Notice body */
+const char *pkt_error_field(const uint8_t *body, size_t len, char code);
+
+/* one name/value pair of a startup packet; return false to stop (error) */
+typedef bool (*pkt_startup_cb)(void *ctx, const char *name, const char *value);
+/* parse the parameters of a v3 StartupMessage body (after length and version):
+ * 0 ok, -1 malformed (missing terminator, odd pair, empty name) */
+int pkt_startup_params(const uint8_t *p, size_t len, pkt_startup_cb cb, void *ctx);
+
+/* ------------------------------------------------------------------------------------------ */
+/* config.c: pgbouncer.ini layout                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+enum { PM_SESSION = 0, PM_TRANSACTION = 1, PM_STATEMENT = 2 };
+enum { AUTH_TRUST = 0, AUTH_ANY, AUTH_PLAIN, AUTH_MD5, AUTH_SCRAM, AUTH_HBA, AUTH_CERT };
+enum { TLS_DISABLE = 0, TLS_ALLOW, TLS_PREFER, TLS_REQUIRE, TLS_VERIFY_CA, TLS_VERIFY_FULL };
+
+typedef struct px_node {
+    char *host; /* "/dir" = unix socket directory */
+    int port;
+    struct sockaddr_storage addr; /* resolved at load time */
+    socklen_t addrlen;
+    bool resolved;
+} px_node;
+
+/* one [databases] entry */
+typedef struct px_db {
+    char *name;      /* as clients name it; "*" is the fallback */
+    char *dbname;    /* on the server; NULL = the name clients use */
+    char *user;      /* forced server login user; NULL = the client's */
+    char *password;  /* for the forced user or the client's user; NULL = from auth_file */
+    char *auth_user; /* per-database auth_user for auth_query */
+    int pool_size, min_pool_size, reserve_pool, max_db_connections; /* -1 = global */
+    int pool_mode;                                                  /* -1 = global */
+    char *client_encoding, *datestyle, *timezone, *application_name;
+    px_node *nodes; /* [0] primary, then the replicas */
+    int n_nodes;
+} px_db;
+
+/* one [users] entry */
+typedef struct px_usercfg {
+    char *name;
+    int pool_mode;            /* -1 = database / global */
+    int max_user_connections; /* -1 = global */
+    int pool_size;            /* -1 = database / global */
+} px_usercfg;
+
+typedef struct px_config {
+    atomic_int refs;
+    char *path;
+    /* listening */
+    char *listen_addr;
+    int listen_port;
+    char *unix_socket_dir;
+    int unix_socket_mode;
+    int listen_backlog;
+    char *admin_listen;
+    /* auth */
+    int auth_type;
+    char *auth_file;
+    char *auth_query;
+    char *auth_user;
+    char *auth_dbname;
+    userlist *users_file; /* loaded auth_file, NULL when none */
+    char *admin_users, *stats_users;
+    /* logging / process */
+    char *logfile, *pidfile;
+    bool log_connections, log_disconnections, log_pooler_errors;
+    int verbose;
+    int workers;
+    /* pools */
+    int pool_mode;
+    int default_pool_size, min_pool_size, reserve_pool_size;
+    double reserve_pool_timeout;
+    int max_client_conn, max_db_connections, max_user_connections;
+    char *server_reset_query;
+    bool server_reset_query_always;
+    char *server_check_query;
+    double server_check_delay;
+    double query_wait_timeout, query_timeout, client_idle_timeout, idle_transaction_timeout;
+    double server_idle_timeout, server_lifetime, server_connect_timeout, server_login_retry;
+    double client_login_timeout, client_packet_timeout, shutdown_wait_timeout;
+    char *ignore_startup_parameters; /* comma list, lowercased */
+    int max_prepared_statements;
+    int pkt_buf;
+    bool tcp_keepalive;
+    char *application_name_default;
+    /* TLS */
+    int client_tls_sslmode;
+    char *client_tls_key_file, *client_tls_cert_file, *client_tls_ca_file, *client_tls_ciphers;
+    int server_tls_sslmode;
+    char *server_tls_ca_file, *server_tls_key_file, *server_tls_cert_file, *server_tls_ciphers;
+    SSL_CTX *client_tls, *server_tls;
+    /* databases and users */
+    px_db *dbs;
+    int n_dbs;
+    px_db *fallback; /* the "*" entry or NULL */
+    px_usercfg *users;
+    int n_users;
+    int n_warnings; /* keys accepted but not used */
+} px_config;
+
+/* load FILE; NULL with the reason in err. Unknown keys are warnings, never errors. */
+px_config *px_config_load(const char *path, char *err, size_t errlen);
+/* parse config text in memory (tests); base_dir for relative auth_file (NULL = cwd) */
+px_config *px_config_parse(const char *text, char *err, size_t errlen);
+/* build TLS contexts and resolve addresses; false with err */
+bool px_config_prepare(px_config *cfg, char *err, size_t errlen);
+px_config *px_config_ref(px_config *cfg);
+/* the socket address of a node (resolved at load time, else now) */
+bool px_node_addr(const px_node *n, struct sockaddr_storage *out, socklen_t *len, char *err,
+                  size_t errlen);
+void px_config_unref(px_config *cfg);
+/* the [databases] entry for a name clients use: exact match, else the "*" fallback, else NULL */
+const px_db *px_config_find_db(const px_config *cfg, const char *name);
+const px_usercfg *px_config_find_user(const px_config *cfg, const char *name);
+/* is name (a startup parameter) in ignore_startup_parameters? */
+bool px_config_ignored_param(const px_config *cfg, const char *name);
+/* names for log lines and SHOW CONFIG */
+const char *px_pool_mode_name(int mode);
+const char *px_auth_type_name(int type);
+
+/* ------------------------------------------------------------------------------------------ */
+/* varcache.c: tracked ParameterStatus values                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+enum {
+    VAR_CLIENT_ENCODING = 0,
+    VAR_DATESTYLE,
+    VAR_TIMEZONE,
+    VAR_INTERVALSTYLE,
+    VAR_STANDARD_CONFORMING_STRINGS,
+    VAR_APPLICATION_NAME,
+    VAR_SEARCH_PATH,
+    VAR_COUNT
+};
+
+/* an interned, reference-counted value: equal values of one worker share one object, so
+ * "client and server agree" is a pointer comparison */
+typedef struct px_istr {
+    struct px_istr *next;
+    uint32_t refs, hash;
+    uint32_t len;
+    char s[];
+} px_istr;
+
+typedef struct px_intern {
+    px_istr **buckets;
+    uint32_t nbuckets, count;
+} px_intern;
+
+/* index of a tracked parameter (case-insensitive name), -1 if not tracked */
+int px_var_index(const char *name);
+/* canonical spelling of a tracked parameter ("DateStyle") */
+const char *px_var_name(int idx);
+px_istr *px_intern_get(px_intern *t, const char *s, size_t len);
+px_istr *px_intern_ref(px_istr *v);
+void px_intern_put(px_intern *t, px_istr *v);
+void px_intern_free(px_intern *t);
+/* replace *slot with value (NULL allowed), handling references */
+void px_var_set(px_intern *t, px_istr **slot, px_istr *value);
+/* append "SET name = 'value';" for each var where want differs from have; returns count */
+int px_var_sync_sql(px_istr *const *want, px_istr *const *have, pktbuf *sql);
+
+/* ------------------------------------------------------------------------------------------ */
+/* connection plumbing (io.c)                                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+struct px_worker;
+struct px_pool;
+struct px_client;
+struct px_server;
+
+typedef struct px_list {
+    struct px_list *prev, *next;
+} px_list;
+
+static inline void px_list_init(px_list *l)
+{
+    l->prev = l->next = l;
+}
+static inline bool px_list_empty(const px_list *l)
+{
+    return l->next == l;
+}
+static inline void px_list_add_tail(px_list *head, px_list *e)
+{
+    e->prev = head->prev;
+    e->next = head;
+    head->prev->next = e;
+    head->prev = e;
+}
+static inline void px_list_add_head(px_list *head, px_list *e)
+{
+    e->next = head->next;
+    e->prev = head;
+    head->next->prev = e;
+    head->next = e;
+}
+static inline void px_list_del(px_list *e)
+{
+    e->prev->next = e->next;
+    e->next->prev = e->prev;
+    e->prev = e->next = e;
+}
+
+enum { PX_CONN_CLIENT = 1, PX_CONN_SERVER = 2 };
+
+/*
+ * One socket. Reads land in the worker's scratch buffer; only bytes left unprocessed (a partial
+ * message, or data held back while the peer's socket is full) move into the private rbuf, so an
+ * idle connection owns no buffer. Output goes straight from the input buffer to the peer socket
+ * when possible (no copy); what the kernel does not take waits in wbuf.
+ */
+typedef struct px_conn {
+    int fd;
+    uint8_t kind;        /* PX_CONN_CLIENT / PX_CONN_SERVER */
+    bool closed;         /* closing: skip everything, freed at the end of the loop pass */
+    bool read_paused;    /* reading stopped because the peer's output is backed up */
+    bool queued;         /* on the worker's run queue */
+    bool want_write_tls; /* TLS read needs the socket writable (renegotiation) */
+    bool is_unix;
+    uint8_t pass_fwd; /* when pass_left > 0: 1 forward, 0 skip */
+    ev_io rio, wio;
+    SSL *ssl;
+    uint8_t *rbuf; /* unprocessed input [0, rlen) */
+    uint32_t rcap, rlen;
+    uint8_t *wbuf; /* pending output [wpos, wlen) */
+    uint32_t wcap, wpos, wlen;
+    uint32_t pass_left;   /* bytes of a large message still streaming through */
+    uint32_t need;        /* bytes the next message needs whole (sizes rbuf), 0 = default */
+    double last_progress; /* last time a partial message grew (client_packet_timeout) */
+    struct px_conn *runq_next;
+    struct px_conn *zombie_next;
+    struct px_worker *w;
+} px_conn;
+
+/* pending zero-copy output of one processing pass */
+typedef struct px_fwd {
+    px_conn *dst; /* NULL: bytes are dropped */
+    const uint8_t *p;
+    size_t n;
+} px_fwd;
+
+void px_conn_init(px_conn *c, struct px_worker *w, int fd, uint8_t kind);
+/* stop watchers, free TLS and buffers, close the socket */
+void px_conn_shutdown(px_conn *c);
+/* queue generated bytes for sending (copied) */
+bool px_conn_append(px_conn *c, const void *p, size_t n);
+/* try to send pending output; false if the connection failed */
+bool px_conn_flush(px_conn *c);
+/* has unsent output */
+static inline bool px_conn_backlogged(const px_conn *c)
+{
+    return c->wlen > c->wpos;
+}
+
+void px_conn_pause(px_conn *c);
+void px_conn_resume(px_conn *c);
+/* the connection whose reading waits for c's output (its linked peer), NULL if none */
+px_conn *px_conn_peer(px_conn *c);
+/* put a connection on the worker's run queue to process its buffered input */
+void px_conn_schedule(px_conn *c);
+/* keep data[0..n) as unprocessed input (after a pass) */
+bool px_conn_keep(px_conn *c, const uint8_t *data, size_t n);
+/* start the read watcher */
+void px_conn_start(px_conn *c);
+
+void px_fwd_init(px_fwd *f, px_conn *dst);
+/* forward bytes of the input unchanged (extends the pending range when contiguous) */
+void px_fwd_bytes(px_fwd *f, const uint8_t *p, size_t n);
+/* queue generated bytes after everything forwarded so far */
+void px_fwd_emit(px_fwd *f, const void *p, size_t n);
+/* end of pass: send what is pending (zero-copy when nothing else waits) */
+void px_fwd_finish(px_fwd *f);
+
+/* write watcher callback: flush output, resume the peer once drained */
+void px_conn_write_cb(struct ev_loop *loop, ev_io *io, int revents);
+/* socket reads/writes through TLS when present; -1 error, -2 would block, 0 eof */
+ssize_t px_conn_recv(px_conn *c, uint8_t *buf, size_t len);
+ssize_t px_conn_send(px_conn *c, const uint8_t *buf, size_t len);
+
+/* ------------------------------------------------------------------------------------------ */
+/* prepare.c: named prepared statements in transaction mode                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/* one distinct (query text, parameter types): one server-side name on every server */
+typedef struct px_stmt {
+    struct px_stmt *next; /* registry chain */
+    uint32_t refs;
+    uint64_t hash;
+    char name[20]; /* "T_" + 16 hex digits */
+    uint32_t qlen;
+    uint16_t ntypes;
+    uint8_t *types; /* ntypes * 4 bytes, network order (inside the same allocation) */
+    char query[];
+} px_stmt;
+
+typedef struct px_stmt_registry {
+    px_stmt **buckets;
+    uint32_t nbuckets, count;
+} px_stmt_registry;
+
+/* a client's names -> statements */
+typedef struct px_cstmt {
+    struct px_cstmt *next;
+    px_stmt *stmt;
+    uint32_t hash;
+    char name[];
+} px_cstmt;
+
+typedef struct px_client_stmts {
+    px_cstmt **buckets;
+    uint32_t nbuckets, count;
+} px_client_stmts;
+
+/* which statements a server connection has prepared (LRU) */
+typedef struct px_sstmt {
+    struct px_sstmt *hnext;
+    px_list lru;
+    px_stmt *stmt;
+} px_sstmt;
+
+typedef struct px_server_stmts {
+    px_sstmt **buckets;
+    uint32_t nbuckets, count;
+    px_list lru; /* most recently used first */
+} px_server_stmts;
+
+/* find or create the statement for a Parse body; NULL on malformed types or OOM */
+px_stmt *px_stmt_get(px_stmt_registry *reg, const char *query, size_t qlen, uint16_t ntypes,
+                     const uint8_t *types_be);
+void px_stmt_unref(px_stmt_registry *reg, px_stmt *s);
+void px_stmt_registry_free(px_stmt_registry *reg);
+/* client side: bind name to stmt (takes a reference, replaces an old binding) */
+bool px_cstmts_put(px_client_stmts *m, const char *name, px_stmt *stmt, px_stmt_registry *reg);
+px_stmt *px_cstmts_get(const px_client_stmts *m, const char *name);
+/* forget name; true if it existed */
+bool px_cstmts_del(px_client_stmts *m, const char *name, px_stmt_registry *reg);
+void px_cstmts_free(px_client_stmts *m, px_stmt_registry *reg);
+/* server side */
+bool px_sstmts_has(px_server_stmts *m, px_stmt *stmt, bool touch);
+bool px_sstmts_add(px_server_stmts *m, px_stmt *stmt);
+bool px_sstmts_del(px_server_stmts *m, px_stmt *stmt, px_stmt_registry *reg);
+/* least recently used statement (for eviction), NULL if empty */
+px_stmt *px_sstmts_lru(const px_server_stmts *m);
+void px_sstmts_free(px_server_stmts *m, px_stmt_registry *reg);
+
+/* ------------------------------------------------------------------------------------------ */
+/* server.c: expected responses of a server connection                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+enum {
+    EXP_PARSE = 1,
+    EXP_BIND,
+    EXP_DESC_STMT,
+    EXP_DESC_PORTAL,
+    EXP_EXECUTE,
+    EXP_CLOSE,
+    EXP_SYNC,
+    EXP_QUERY,      /* simple Query or FunctionCall: everything up to ReadyForQuery */
+    EXP_FAKE_PARSE, /* answer ParseComplete ourselves when this reaches the head */
+    EXP_FAKE_CLOSE, /* answer CloseComplete ourselves */
+    EXP_INTERNAL,   /* a query of the proxy's own: responses go to the server, not a client */
+};
+#define EXPF_SWALLOW 1   /* the client did not ask: do not forward the response */
+#define EXPF_GOT_T 2     /* describe statement: ParameterDescription seen */
+#define EXPF_FAILED 0x80 /* internal query: an ErrorResponse came */
+
+enum { INTQ_RESET = 1, INTQ_CHECK, INTQ_SETVARS, INTQ_AUTH, INTQ_LSN };
+
+typedef struct px_exp {
+    uint8_t kind, flags, purpose, pad;
+    px_stmt *stmt; /* PARSE / CLOSE entries that change the server's statement set */
+} px_exp;
+
+/* ------------------------------------------------------------------------------------------ */
+/* clients, servers, pools                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct px_stats {
+    uint64_t xact_count, query_count, server_assignments;
+    uint64_t bytes_received, bytes_sent; /* from / to clients */
+    uint64_t xact_time_us, query_time_us, wait_time_us;
+    uint64_t errors;
+} px_stats;
+
+enum {
+    CL_LOGIN = 1, /* startup packet, TLS, password exchange */
+    CL_AUTHQ,     /* waiting for the auth_query answer (in the auth pool's waiting list) */
+    CL_WELCOME,   /* authenticated, waiting until the pool knows the server's parameters */
+    CL_IDLE,      /* logged in, no server */
+    CL_WAITING,   /* needs a server, in the pool's waiting list */
+    CL_ACTIVE,    /* linked to a server */
+    CL_CLOSED,
+};
+
+typedef struct px_login px_login; /* client.c: state of a login (freed after it) */
+
+typedef struct px_client {
+    px_conn io; /* first member: the conn of an ev_io callback is the client */
+    uint8_t state;
+    char txn_status;       /* last ReadyForQuery status the client saw */
+    bool authq;            /* CL_AUTHQ: linked only to run auth_query */
+    bool close_after_txn;  /* graceful shutdown: close when the transaction ends */
+    struct px_pool *pool;  /* home pool (primary node) once logged in */
+    struct px_pool *lpool; /* the pool whose list holds node (NULL: worker's login list) */
+    struct px_server *server;
+    px_list node; /* in a pool's (or the worker's login) list */
+    uint64_t id;
+    uint32_t cancel_pid, cancel_key;
+    double connect_time, last_active, wait_start, xact_start, query_start;
+    px_istr *vars[VAR_COUNT];
+    px_client_stmts *stmts;
+    px_login *login;
+    char *user;   /* login name */
+    char *dbname; /* database name as the client gave it */
+    char addr[64];
+} px_client;
+
+enum {
+    SV_CONNECTING = 1, /* TCP connect */
+    SV_LOGIN,          /* TLS, startup, authentication */
+    SV_IDLE,           /* in the pool, ready */
+    SV_ACTIVE,         /* linked to a client */
+    SV_USED,           /* running the proxy's own query (reset, check) */
+    SV_CLOSED,
+};
+
+typedef struct px_slogin px_slogin; /* server.c: state of a server login */
+
+typedef struct px_server {
+    px_conn io;
+    uint8_t state;
+    char txn_status;
+    bool dirty;           /* close instead of returning to the pool */
+    bool ready_seen;      /* the last message was ReadyForQuery (transaction boundary) */
+    uint8_t setvars_mask; /* vars the SET in flight changes */
+    struct px_pool *pool;
+    px_client *client;
+    px_list node;
+    uint64_t id;
+    uint32_t backend_pid, backend_key;
+    int node_idx;
+    double connect_time, last_used;
+    px_istr *vars[VAR_COUNT];
+    px_exp *q; /* expected responses: ring buffer */
+    uint32_t qhead, qlen, qcap;
+    px_server_stmts stmts;
+    px_slogin *login;
+    pktbuf *fatal_msg;    /* the FATAL ErrorResponse held back (transaction mode) */
+    pktbuf *authq_result; /* INTQ_AUTH: the password column */
+    bool authq_null, authq_found;
+} px_server;
+
+/* process-wide counters of one (database, user, node), shared by the workers */
+typedef struct px_shared_pool {
+    struct px_shared_pool *next;
+    /* the server parameters of the first login (under px_g.lock): a worker whose own pool has
+     * not logged in yet welcomes clients with these instead of waiting for a server */
+    uint8_t *welcome;
+    size_t welcome_len;
+    char *welcome_vars[VAR_COUNT];
+    atomic_int servers; /* open or opening, all workers */
+    atomic_int per_worker[PX_MAX_WORKERS];
+    atomic_int waiting[PX_MAX_WORKERS]; /* clients waiting in each worker */
+    size_t klen;
+    char key[];
+} px_shared_pool;
+
+/* process-wide counter with a name (max_db_connections / max_user_connections) */
+typedef struct px_shared_count {
+    struct px_shared_count *next;
+    atomic_int n;
+    char name[];
+} px_shared_count;
+
+typedef struct px_pool {
+    struct px_worker *w;
+    struct px_pool *next; /* worker's list */
+    char *dbname;         /* as clients name it */
+    char *user;           /* server login user (forced or the client's) */
+    int node_idx;
+    px_config *cfg; /* reference: db points into it */
+    const px_db *db;
+    bool orphan; /* database removed by a reload: no new clients */
+    /* resolved settings */
+    int mode, size, min_size, reserve, max_db, max_user;
+    px_shared_pool *shared;
+    px_shared_count *db_count, *user_count;
+    /* lists */
+    px_list idle_servers, active_servers, used_servers, new_servers;
+    px_list waiting_clients, active_clients, idle_clients, welcome_clients;
+    int n_idle, n_active, n_used, n_new;
+    int n_waiting, n_active_clients, n_idle_clients, n_welcome;
+    /* what servers tell every new client (ParameterStatus minus tracked vars) */
+    pktbuf welcome;
+    bool have_welcome;
+    px_istr *welcome_vars[VAR_COUNT];
+    /* last failed server login: its ErrorResponse, and when */
+    pktbuf last_error;
+    double last_error_time;
+    double last_connect_attempt;
+    px_stats stats;
+} px_pool;
+
+/* ------------------------------------------------------------------------------------------ */
+/* worker.c / main.c                                                                           */
+/* ------------------------------------------------------------------------------------------ */
+
+enum { WMSG_RELOAD = 1, WMSG_CANCEL, WMSG_SHUTDOWN, WMSG_REBALANCE };
+
+typedef struct px_wmsg {
+    struct px_wmsg *next;
+    int kind;
+    px_config *cfg;    /* RELOAD: a reference */
+    px_client *client; /* CANCEL: the target client (checked against the cancel table) */
+    uint64_t client_id;
+    uint32_t pid, key;
+    int how; /* SHUTDOWN: 0 immediate, 1 graceful */
+} px_wmsg;
+
+typedef struct px_listener {
+    ev_io io;
+    int fd;
+    bool is_unix;
+    struct px_worker *w;
+} px_listener;
+
+typedef struct px_cancel_conn px_cancel_conn;
+
+typedef struct px_worker {
+    int idx;
+    pthread_t thread;
+    struct ev_loop *loop;
+    px_config *cfg; /* reference */
+    px_listener listeners[8];
+    int n_listeners;
+    ev_async wake;
+    ev_timer janitor;
+    pthread_mutex_t inbox_lock;
+    px_wmsg *inbox;
+    /* scratch read buffer shared by all connections of this worker */
+    uint8_t *scratch;
+    uint32_t scratch_cap;
+    /* free I/O buffers (pkt_buf bytes each) */
+    uint8_t **free_bufs;
+    int n_free_bufs, max_free_bufs;
+    uint32_t buf_size;
+    px_conn *runq_head, *runq_tail;
+    px_conn *zombies; /* closed conns, freed at the end of the pass (zombie_next) */
+    px_pool *pools;
+    px_list login_clients; /* clients before login completes */
+    int n_clients, n_servers;
+    px_intern intern;
+    px_stmt_registry stmts;
+    pktbuf tmp; /* scratch for building messages */
+    bool shutting_down;
+    int shutdown_how;
+    double shutdown_deadline;
+    uint64_t next_id;
+} px_worker;
+
+/* shared by all workers */
+typedef struct px_global {
+    pthread_mutex_t lock; /* guards everything below that is not atomic */
+    px_config *_Atomic cfg;
+    int nworkers;
+    px_worker *workers[PX_MAX_WORKERS];
+    /* cancel keys: open addressing on pid */
+    struct px_cancel_ent *cancel;
+    uint32_t cancel_cap, cancel_count;
+    px_shared_pool *shared_pools;
+    px_shared_count *shared_counts;
+    struct px_scram_keys *scram_keys;
+    atomic_int n_clients;
+    atomic_int n_workers_running;
+} px_global;
+
+extern px_global px_g;
+
+/* allocate / return an I/O buffer of w->buf_size bytes */
+uint8_t *px_buf_get(px_worker *w);
+void px_buf_put(px_worker *w, uint8_t *buf, uint32_t cap);
+/* post a message to a worker's inbox (any thread) */
+void px_worker_post(px_worker *w, px_wmsg *m);
+/* process the run queue and free closed connections; end of every callback */
+void px_worker_drain(px_worker *w);
+/* start / stop / join all workers (main.c) */
+bool px_workers_start(px_config *cfg, int n, char *err, size_t errlen);
+void px_workers_broadcast(int kind, int how, px_config *cfg);
+void px_workers_join(void);
+/* the pool of (db, user, node) in this worker, created on first use; NULL if no such db */
+px_pool *px_pool_get(px_worker *w, const char *dbname, const char *user, int node_idx);
+/* shared counters */
+px_shared_pool *px_shared_pool_get(const char *db, const char *user, int node);
+px_shared_count *px_shared_count_get(const char *kind, const char *name);
+
+/* ------------------------------------------------------------------------------------------ */
+/* client.c                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/* a new client socket from accept() */
+void px_client_accept(px_worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
+                      bool is_unix);
+/* a server became ready for this waiting client */
+void px_client_linked(px_client *c);
+/* the pool finished learning the server's parameters: send the welcome */
+void px_client_welcome(px_client *c);
+/* send an ErrorResponse and close */
+void px_client_fail(px_client *c, const char *sqlstate, const char *fmt, ...) TUSK_PRINTF(3, 4);
+/* send a prepared ErrorResponse (bytes) and close */
+void px_client_fail_raw(px_client *c, const uint8_t *msg, size_t len);
+void px_client_close(px_client *c, const char *reason);
+/* the linked server died: tell the client, resync or close it */
+void px_client_server_lost(px_client *c, int outstanding, int ready, const uint8_t *err_msg,
+                           size_t err_len);
+/* auth_query finished (ok=false: no such user / failure) */
+void px_client_authq_done(px_client *c, bool found, const char *passwd);
+/* free a closed client (end of the loop pass) */
+void px_client_free(px_client *c);
+/* process a client's buffered input (run queue) */
+void px_client_run(px_client *c);
+/* janitor check of one client */
+void px_client_check_timeouts(px_client *c, double now);
+/* CancelRequest for this client */
+void px_client_cancel(px_client *c);
+
+/* ------------------------------------------------------------------------------------------ */
+/* server.c                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/* open a new server connection for the pool (a slot must be reserved); false if it failed
+ * at once (the slot is released) */
+bool px_server_connect(px_pool *p);
+void px_server_close(px_server *s, const char *reason);
+/* queue an expected response */
+bool px_server_expect(px_server *s, uint8_t kind, uint8_t flags, px_stmt *stmt);
+/* send the proxy's own query; responses are swallowed */
+bool px_server_internal_query(px_server *s, int purpose, const char *sql);
+/* SET the client's session parameters where the server's differ (swallowed) */
+bool px_server_sync_vars(px_server *s, px_client *c);
+/* send Parse/Bind/Execute/Sync of auth_query for user */
+bool px_server_auth_query(px_server *s, const char *query, const char *user);
+/* emit fake responses at the head of the queue into f (or the client directly) */
+void px_server_emit_fakes(px_server *s, px_fwd *f);
+void px_server_run(px_server *s);
+/* free a closed server (end of the loop pass) */
+void px_server_free(px_server *s);
+void px_server_check_timeouts(px_server *s, double now);
+/* no responses outstanding and the last status was idle */
+static inline bool px_server_at_boundary(const px_server *s)
+{
+    return s->qlen == 0 && s->txn_status == 'I' && s->ready_seen;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* pool.c                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/* a client needs a server: link now (true) or queue it (false: client state CL_WAITING) */
+bool px_pool_acquire(px_pool *p, px_client *c);
+/* the transaction on s finished or its client left: reuse, reset or close it */
+void px_pool_release(px_server *s);
+/* a server finished login or its own query and is ready for work */
+void px_pool_server_ready(px_server *s);
+/* a server connection is gone (already unlinked); wake or fail waiters */
+void px_pool_server_gone(px_pool *p, const uint8_t *err, size_t errlen);
+/* remove a client from whatever pool list it is in */
+void px_pool_client_unlist(px_client *c);
+/* move a client to the list of state in pool lp (NULL: the worker's login list) */
+void px_pool_client_set_state(px_client *c, int state, px_pool *lp);
+void px_pool_server_set_state(px_server *s, int state);
+/* clients wait for the pool's server parameters: get a server logged in */
+void px_pool_need_welcome(px_pool *p);
+/* publish the pool's server parameters to the other workers */
+void px_pool_share_welcome(px_pool *p);
+/* the pool knows its server parameters: welcome all waiting clients */
+void px_pool_welcome_all(px_pool *p);
+/* a server connection closed: give its slot back */
+void px_pool_slot_release(px_pool *p);
+/* open servers for waiting clients now (another worker freed a slot) */
+void px_pool_kick(px_pool *p);
+/* janitor: timeouts, min_pool_size, rebalancing between workers */
+void px_pool_janitor(px_pool *p, double now);
+/* re-resolve settings after a reload */
+void px_pool_apply_config(px_pool *p, px_config *cfg);
+void px_pool_free(px_pool *p);
+/* the effective limits */
+int px_pool_limit(const px_pool *p);
+
+/* ------------------------------------------------------------------------------------------ */
+/* route.c: the one place that picks a node for a transaction                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+/* node index (0 = primary) for a client's next transaction, given its first message */
+int proxy_route_pick(const px_client *c, const uint8_t *msg, size_t len);
+/* a transaction finished on s (ReadyForQuery 'I', nothing outstanding), before s goes back to
+ * the pool: true when s may be released now, false when the hook queued its own query (s is
+ * released when that query completes). The commit-LSN capture goes here. */
+bool proxy_txn_finished(px_server *s);
+
+/* ------------------------------------------------------------------------------------------ */
+/* cancel.c                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/* give c a unique (pid, key) and register it */
+void px_cancel_register(px_client *c);
+void px_cancel_unregister(px_client *c);
+/* a CancelRequest arrived (any worker): route it to the owner */
+void px_cancel_request(uint32_t pid, uint32_t key);
+/* the owning worker handles it (checks the client is still there) */
+void px_cancel_deliver(px_worker *w, px_wmsg *m);
+/* open a connection to a server and send its real cancel key */
+void px_cancel_send(px_worker *w, const px_node *node, uint32_t pid, uint32_t key);
+
+/* ------------------------------------------------------------------------------------------ */
+/* tls.c                                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+SSL_CTX *px_tls_server_ctx(const px_config *cfg, char *err, size_t errlen);
+SSL_CTX *px_tls_client_ctx(const px_config *cfg, char *err, size_t errlen);
+/* drive a handshake: 1 done, 0 in progress (watchers set), -1 failed */
+int px_tls_handshake(px_conn *c);
+
+/* SCRAM keys learnt from clients, to log in to servers without the password */
+bool px_scram_keys_get(const char *user, uint8_t client_key[32], uint8_t server_key[32]);
+void px_scram_keys_put(const char *user, const uint8_t client_key[32],
+                       const uint8_t server_key[32]);
+/* password hashes learnt through auth_query, for server logins of that user */
+void px_user_secret_put(const char *user, const char *secret);
+bool px_user_secret_get(const char *user, char *buf, size_t cap);
+
+/* monotonic seconds (cheap: the loop's cached time) */
+static inline double px_now(px_worker *w)
+{
+    return ev_now(w->loop);
+}
+
+#endif

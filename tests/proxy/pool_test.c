@@ -1,0 +1,512 @@
+/*
+ * Integration: pooling behaviour of "tusk proxy" against the real primary: named prepared
+ * statements across pooled connections in transaction mode, session vs transaction semantics
+ * (SET, temp tables, ParameterStatus re-application), pool exhaustion and query_wait_timeout,
+ * reload with SIGHUP, a server backend killed mid-query, graceful shutdown with SIGINT, and
+ * pgbench -M prepared in transaction mode.
+ */
+#include "tests/proxy/pxtest.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+static void test_prepared_across_pool(void **state)
+{
+    (void)state;
+    pxt_proxy px;
+    pxt_start(&px, "pool_mode = transaction\ndefault_pool_size = 2\n", NULL, NULL);
+    enum { N = 10 };
+    PGconn *c[N];
+    for (int i = 0; i < N; i++) {
+        c[i] = pxt_connect(&px, "tusk", "tusk", "tusk");
+        /* the same name means different statements in different clients */
+        char sql[64];
+        snprintf(sql, sizeof(sql), "SELECT $1::int + %d", i);
+        PGresult *r = PQprepare(c[i], "s1", sql, 1, NULL);
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+        /* and the same text under different names shares one server statement */
+        char name[16];
+        snprintf(name, sizeof(name), "common_%d", i);
+        r = PQprepare(c[i], name, "SELECT 'common', $1::text", 1, NULL);
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+    }
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < N; i++) {
+            int k = (i * 7 + round) % N;
+            char v[16];
+            snprintf(v, sizeof(v), "%d", round);
+            const char *p[1] = {v};
+            PGresult *r = PQexecPrepared(c[k], "s1", 1, p, NULL, NULL, 0);
+            if (PQresultStatus(r) != PGRES_TUPLES_OK)
+                fail_msg("round %d client %d: %s", round, k, PQerrorMessage(c[k]));
+            assert_int_equal(atoi(PQgetvalue(r, 0, 0)), round + k);
+            PQclear(r);
+            char name[16];
+            snprintf(name, sizeof(name), "common_%d", k);
+            r = PQexecPrepared(c[k], name, 1, p, NULL, NULL, 0);
+            assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+            assert_string_equal(PQgetvalue(r, 0, 1), v);
+            PQclear(r);
+        }
+    }
+    /* describe works wherever the statement lands */
+    for (int i = 0; i < N; i++) {
+        PGresult *r = PQdescribePrepared(c[i], "s1");
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        assert_int_equal(PQnparams(r), 1);
+        PQclear(r);
+    }
+    /* inside a transaction block too */
+    pxt_exec(c[0], "BEGIN");
+    const char *p[1] = {"5"};
+    PGresult *r = PQexecPrepared(c[0], "s1", 1, p, NULL, NULL, 0);
+    assert_string_equal(PQgetvalue(r, 0, 0), "5");
+    PQclear(r);
+    pxt_exec(c[0], "COMMIT");
+    /* the server side holds shared names, at most 2 servers x (10 + 1) statements */
+    long long n =
+        pxt_int(c[3], "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'T\\_%'");
+    assert_true(n >= 1 && n <= 11);
+    for (int i = 0; i < N; i++)
+        PQfinish(c[i]);
+    pxt_stop(&px, SIGTERM);
+}
+
+static void test_session_semantics(void **state)
+{
+    (void)state;
+    pxt_proxy px;
+    pxt_start(&px, "pool_mode = session\ndefault_pool_size = 2\n", NULL, NULL);
+    PGconn *c = pxt_connect(&px, "tusk", "tusk", "tusk");
+    long long pid = pxt_int(c, "SELECT pg_backend_pid()");
+    pxt_exec(c, "SET work_mem = '1234kB'");
+    pxt_exec(c, "CREATE TEMP TABLE pxt_session_tmp (x int)");
+    pxt_exec(c, "INSERT INTO pxt_session_tmp VALUES (1)");
+    for (int i = 0; i < 5; i++) {
+        char *v = pxt_value(c, "SHOW work_mem");
+        assert_string_equal(v, "1234kB");
+        free(v);
+        assert_int_equal(pxt_int(c, "SELECT pg_backend_pid()"), pid);
+        assert_int_equal(pxt_int(c, "SELECT count(*) FROM pxt_session_tmp"), 1);
+    }
+    PQfinish(c);
+    /* the next client gets a clean (DISCARD ALL) server */
+    c = pxt_connect(&px, "tusk", "tusk", "tusk");
+    char *v = pxt_value(c, "SHOW work_mem");
+    assert_string_not_equal(v, "1234kB");
+    free(v);
+    char *st = pxt_error(c, "SELECT count(*) FROM pxt_session_tmp");
+    assert_string_equal(st, "42P01");
+    free(st);
+    PQfinish(c);
+    pxt_stop(&px, SIGTERM);
+}
+
+static void test_transaction_semantics(void **state)
+{
+    (void)state;
+    pxt_proxy px;
+    /* one worker: both clients share the one server */
+    pxt_start(&px, "pool_mode = transaction\ndefault_pool_size = 1\nworkers = 1\n", NULL, NULL);
+    PGconn *a = pxt_connect(&px, "tusk", "tusk", "tusk");
+    PGconn *b = pxt_connect(&px, "tusk", "tusk", "tusk");
+    /* a temp table lives within its transaction */
+    pxt_exec(a, "BEGIN");
+    pxt_exec(a, "CREATE TEMP TABLE pxt_txn_tmp (x int) ON COMMIT DROP");
+    pxt_exec(a, "INSERT INTO pxt_txn_tmp SELECT generate_series(1, 10)");
+    assert_int_equal(pxt_int(a, "SELECT sum(x) FROM pxt_txn_tmp"), 55);
+    pxt_exec(a, "COMMIT");
+    /* SET in transaction mode sticks for its client only, even on one shared server */
+    char *tz_default = pxt_value(b, "SHOW TimeZone");
+    pxt_exec(a, "SET TimeZone = 'Asia/Tokyo'");
+    assert_string_equal(PQparameterStatus(a, "TimeZone"), "Asia/Tokyo");
+    for (int i = 0; i < 3; i++) {
+        char *va = pxt_value(a, "SHOW TimeZone");
+        char *vb = pxt_value(b, "SHOW TimeZone");
+        assert_string_equal(va, "Asia/Tokyo");
+        assert_string_equal(vb, tz_default);
+        free(va);
+        free(vb);
+    }
+    /* startup parameters too */
+    PGconn *c = pxt_try_connect(px.port, "tusk", "tusk", "tusk",
+                                "application_name=pxt_app options='-c DateStyle=SQL,DMY'");
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    char *app = pxt_value(c, "SELECT current_setting('application_name')");
+    assert_string_equal(app, "pxt_app");
+    free(app);
+    char *ds = pxt_value(c, "SHOW DateStyle");
+    assert_string_equal(ds, "SQL, DMY");
+    free(ds);
+    char *dsb = pxt_value(b, "SHOW DateStyle");
+    assert_string_not_equal(dsb, "SQL, DMY");
+    free(dsb);
+    char *appb = pxt_value(b, "SELECT current_setting('application_name')");
+    assert_string_not_equal(appb, "pxt_app");
+    free(appb);
+    free(tz_default);
+    PQfinish(c);
+    PQfinish(a);
+    PQfinish(b);
+    pxt_stop(&px, SIGTERM);
+}
+
+static void test_pool_exhaustion(void **state)
+{
+    (void)state;
+    pxt_proxy px;
+    pxt_start(&px, "pool_mode = transaction\ndefault_pool_size = 1\nquery_wait_timeout = 1\n", NULL,
+              NULL);
+    PGconn *a = pxt_connect(&px, "tusk", "tusk", "tusk");
+    PGconn *b = pxt_connect(&px, "tusk", "tusk", "tusk");
+    pxt_exec(a, "BEGIN");
+    assert_int_equal(pxt_int(a, "SELECT 1"), 1);
+    double t0 = svc_now_ms();
+    PGresult *r = PQexec(b, "SELECT 2");
+    double waited = svc_now_ms() - t0;
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    if (!msg)
+        msg = PQerrorMessage(b);
+    assert_non_null(strstr(msg, "query_wait_timeout"));
+    PQclear(r);
+    assert_true(waited > 800 && waited < 4000);
+    pxt_exec(a, "COMMIT");
+    /* the pool is usable again */
+    PGconn *c = pxt_connect(&px, "tusk", "tusk", "tusk");
+    assert_int_equal(pxt_int(c, "SELECT 3"), 3);
+    assert_int_equal(pxt_int(a, "SELECT 4"), 4);
+    PQfinish(a);
+    PQfinish(b);
+    PQfinish(c);
+    pxt_stop(&px, SIGTERM);
+}
+
+static void test_reload(void **state)
+{
+    (void)state;
+    pxt_proxy px;
+    pxt_start(&px, "pool_mode = transaction\ndefault_pool_size = 1\nquery_wait_timeout = 2\n", NULL,
+              NULL);
+    PGconn *a = pxt_connect(&px, "tusk", "tusk", "tusk");
+    assert_int_equal(pxt_int(a, "SELECT 1"), 1);
+    pxt_reload(&px, "pool_mode = transaction\ndefault_pool_size = 3\nquery_wait_timeout = 2\n",
+               NULL);
+    assert_int_equal(pxt_int(a, "SELECT 2"), 2);
+    /* three transactions at once now fit */
+    PGconn *c[3];
+    long long pids[3];
+    for (int i = 0; i < 3; i++) {
+        c[i] = pxt_connect(&px, "tusk", "tusk", "tusk");
+        pxt_exec(c[i], "BEGIN");
+        pids[i] = pxt_int(c[i], "SELECT pg_backend_pid()");
+    }
+    assert_true(pids[0] != pids[1] && pids[1] != pids[2] && pids[0] != pids[2]);
+    for (int i = 0; i < 3; i++) {
+        pxt_exec(c[i], "COMMIT");
+        PQfinish(c[i]);
+    }
+    /* a broken config is refused; the running one stays */
+    FILE *f = fopen(px.proc.config_path, "w");
+    fputs("[pgbouncer]\npool_mode = nonsense\n", f);
+    fclose(f);
+    kill(px.proc.pid, SIGHUP);
+    usleep(300 * 1000);
+    assert_int_equal(pxt_int(a, "SELECT 3"), 3);
+    PQfinish(a);
+    assert_int_equal(pxt_stop(&px, SIGINT), 0);
+}
+
+static void wait_for_backend(PGconn *direct, const char *marker, long long *pid)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT pid FROM pg_stat_activity WHERE query LIKE '%%%s%%' AND pid <> "
+             "pg_backend_pid() AND state = 'active'",
+             marker);
+    for (int i = 0; i < 100; i++) {
+        PGresult *r = PQexec(direct, sql);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+            *pid = atoll(PQgetvalue(r, 0, 0));
+            PQclear(r);
+            return;
+        }
+        PQclear(r);
+        usleep(50000);
+    }
+    fail_msg("backend running %s not found", marker);
+}
+
+static void test_server_killed(void **state)
+{
+    (void)state;
+    pxt_proxy px;
+    pxt_start(&px, "pool_mode = transaction\ndefault_pool_size = 2\n", NULL, NULL);
+    PGconn *d = pxt_direct("tusk");
+    PGconn *a = pxt_connect(&px, "tusk", "tusk", "tusk");
+    char marker[64], sql[128];
+    snprintf(marker, sizeof(marker), "pxt_kill_%d", (int)getpid());
+    snprintf(sql, sizeof(sql), "SELECT pg_sleep(30) /* %s */", marker);
+    assert_int_equal(PQsendQuery(a, sql), 1);
+    long long pid;
+    wait_for_backend(d, marker, &pid);
+    char kill_sql[64];
+    snprintf(kill_sql, sizeof(kill_sql), "SELECT pg_terminate_backend(%lld)", pid);
+    pxt_exec(d, kill_sql);
+    PGresult *r = PQgetResult(a);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "57P01");
+    PQclear(r);
+    while ((r = PQgetResult(a)))
+        PQclear(r);
+    /* the client goes on with another server */
+    assert_int_equal(PQstatus(a), CONNECTION_OK);
+    assert_int_equal(pxt_int(a, "SELECT 42"), 42);
+    assert_true(pxt_int(a, "SELECT pg_backend_pid()") != pid);
+    /* killed while idle in the pool: replaced without anybody noticing */
+    PGresult *pr = PQexec(d, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                             "usename = 'tusk' AND datname = 'tusk' AND state = 'idle' AND "
+                             "pid <> pg_backend_pid()");
+    PQclear(pr);
+    usleep(100 * 1000);
+    assert_int_equal(pxt_int(a, "SELECT 43"), 43);
+    PQfinish(a);
+    PQfinish(d);
+    pxt_stop(&px, SIGTERM);
+}
+
+static void test_graceful_shutdown(void **state)
+{
+    (void)state;
+    pxt_proxy px;
+    pxt_start(&px, "pool_mode = transaction\ndefault_pool_size = 2\nshutdown_wait_timeout = 10\n",
+              NULL, NULL);
+    PGconn *a = pxt_connect(&px, "tusk", "tusk", "tusk");
+    PGconn *idle = pxt_connect(&px, "tusk", "tusk", "tusk");
+    pxt_exec(a, "BEGIN");
+    assert_int_equal(pxt_int(a, "SELECT 1"), 1);
+    kill(px.proc.pid, SIGINT);
+    usleep(300 * 1000);
+    /* the running transaction finishes */
+    assert_int_equal(pxt_int(a, "SELECT 2"), 2);
+    pxt_exec(a, "COMMIT");
+    /* the idle client was told and closed */
+    PGresult *r = PQexec(idle, "SELECT 3");
+    assert_int_not_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    /* no new connections */
+    usleep(300 * 1000);
+    PGconn *late = pxt_try_connect(px.port, "tusk", "tusk", "tusk", NULL);
+    assert_int_not_equal(PQstatus(late), CONNECTION_OK);
+    PQfinish(late);
+    PQfinish(a);
+    PQfinish(idle);
+    assert_int_equal(pxt_stop(&px, SIGINT), 0);
+}
+
+static void ensure_pgbench_tables(void)
+{
+    PGconn *d = pxt_direct("bench");
+    PGresult *r = PQexec(d, "SELECT 1 FROM pg_tables WHERE tablename = 'pgbench_accounts'");
+    bool have = PQntuples(r) == 1;
+    PQclear(r);
+    PQfinish(d);
+    if (have)
+        return;
+    int rc = svc_sh("PGPASSWORD=tusk '%s/pgbench' -i -s 1 -q -h %s -p %d -U tusk bench "
+                    ">/dev/null 2>&1",
+                    svc_env("TUSK_PG_BIN"), svc_env("TUSK_PG_HOST"),
+                    svc_env_int("TUSK_PG_PRIMARY_PORT"));
+    assert_int_equal(rc, 0);
+}
+
+static void test_pgbench_prepared(void **state)
+{
+    (void)state;
+    ensure_pgbench_tables();
+    pxt_proxy px;
+    pxt_start(&px, "pool_mode = transaction\ndefault_pool_size = 2\n", NULL, NULL);
+    char out[] = "/tmp/tusk-pxt-pgbench-XXXXXX";
+    int fd = mkstemp(out);
+    close(fd);
+    int rc = svc_sh("PGPASSWORD=tusk '%s/pgbench' -M prepared -S -T 5 -c 8 -j 2 -h 127.0.0.1 "
+                    "-p %d -U tusk bench >%s 2>&1",
+                    svc_env("TUSK_PG_BIN"), px.port, out);
+    FILE *f = fopen(out, "r");
+    char line[512];
+    bool zero_failed = false;
+    double tps = 0;
+    while (f && fgets(line, sizeof(line), f)) {
+        fputs(line, stderr);
+        if (strstr(line, "number of failed transactions: 0 "))
+            zero_failed = true;
+        if (strncmp(line, "tps = ", 6) == 0)
+            tps = atof(line + 6);
+    }
+    if (f)
+        fclose(f);
+    unlink(out);
+    assert_int_equal(rc, 0);
+    assert_true(zero_failed);
+    assert_true(tps > 100);
+    pxt_stop(&px, SIGTERM);
+}
+
+static long long count_app(PGconn *d, const char *app)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'", app);
+    return pxt_int(d, sql);
+}
+
+static bool wait_count(PGconn *d, const char *app, long long want, int ms)
+{
+    double t0 = svc_now_ms();
+    while (svc_now_ms() - t0 < ms) {
+        if (count_app(d, app) == want)
+            return true;
+        usleep(50 * 1000);
+    }
+    fprintf(stderr, "%s: %lld server connections, want %lld\n", app, count_app(d, app), want);
+    return false;
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    char app[64], db[256];
+    snprintf(app, sizeof(app), "pxt_minpool_%d", (int)getpid());
+    snprintf(db, sizeof(db),
+             "minpool = host=%s port=%d dbname=tusk application_name=%s min_pool_size=2 "
+             "pool_size=4\n",
+             svc_env("TUSK_PG_HOST"), svc_env_int("TUSK_PG_PRIMARY_PORT"), app);
+    pxt_proxy px;
+    pxt_start(&px,
+              "pool_mode = transaction\nmax_client_conn = 6\nserver_idle_timeout = 1\n"
+              "default_pool_size = 1\nreserve_pool_size = 1\nreserve_pool_timeout = 0.3\n"
+              "query_wait_timeout = 5\n",
+              db, NULL);
+    PGconn *d = pxt_direct("tusk");
+    /* min_pool_size opens servers once the pool exists (first client) */
+    PGconn *c[6];
+    c[0] = pxt_connect(&px, "tusk", "tusk", "minpool");
+    assert_true(wait_count(d, app, 2, 3000));
+    /* four transactions at once: four servers; afterwards back to min_pool_size */
+    for (int i = 1; i < 4; i++)
+        c[i] = pxt_connect(&px, "tusk", "tusk", "minpool");
+    for (int i = 0; i < 4; i++)
+        pxt_exec(c[i], "BEGIN");
+    assert_int_equal(count_app(d, app), 4);
+    for (int i = 0; i < 4; i++)
+        pxt_exec(c[i], "COMMIT");
+    assert_true(wait_count(d, app, 2, 4000));
+    /* max_client_conn = 6: the seventh client is refused */
+    c[4] = pxt_connect(&px, "tusk", "tusk", "tusk");
+    c[5] = pxt_connect(&px, "tusk", "tusk", "tusk");
+    PGconn *x = pxt_try_connect(px.port, "tusk", "tusk", "tusk", NULL);
+    assert_int_not_equal(PQstatus(x), CONNECTION_OK);
+    assert_non_null(strstr(PQerrorMessage(x), "max_client_conn"));
+    PQfinish(x);
+    /* reserve pool: pool_size 1 busy, a second client gets the reserve after 0.3 s */
+    pxt_exec(c[4], "BEGIN");
+    assert_int_equal(pxt_int(c[4], "SELECT 1"), 1);
+    double t0 = svc_now_ms();
+    assert_int_equal(pxt_int(c[5], "SELECT 2"), 2);
+    double waited = svc_now_ms() - t0;
+    assert_true(waited >= 250 && waited < 3000);
+    pxt_exec(c[4], "COMMIT");
+    for (int i = 0; i < 6; i++)
+        PQfinish(c[i]);
+    PQfinish(d);
+    pxt_stop(&px, SIGTERM);
+}
+
+static void test_unreachable_server(void **state)
+{
+    (void)state;
+    char db[128];
+    snprintf(db, sizeof(db), "dead = host=127.0.0.1 port=%d dbname=tusk\n", svc_free_port());
+    pxt_proxy px;
+    pxt_start(&px, "pool_mode = transaction\nserver_login_retry = 0.5\n", db, NULL);
+    for (int i = 0; i < 3; i++) {
+        double t0 = svc_now_ms();
+        PGconn *c = pxt_try_connect(px.port, "tusk", "tusk", "dead", NULL);
+        assert_int_not_equal(PQstatus(c), CONNECTION_OK);
+        assert_non_null(strstr(PQerrorMessage(c), "could not connect to server"));
+        assert_true(svc_now_ms() - t0 < 3000);
+        PQfinish(c);
+        usleep(300 * 1000);
+    }
+    /* the good database next to it is unaffected */
+    PGconn *ok = pxt_connect(&px, "tusk", "tusk", "tusk");
+    assert_int_equal(pxt_int(ok, "SELECT 1"), 1);
+    PQfinish(ok);
+    pxt_stop(&px, SIGTERM);
+}
+
+/* more statements than max_prepared_statements: the server's LRU evicts and re-prepares */
+static void test_prepared_lru(void **state)
+{
+    (void)state;
+    pxt_proxy px;
+    pxt_start(&px,
+              "pool_mode = transaction\ndefault_pool_size = 1\nmax_prepared_statements = 3\n"
+              "workers = 1\n",
+              NULL, NULL);
+    PGconn *c = pxt_connect(&px, "tusk", "tusk", "tusk");
+    PGconn *d = pxt_connect(&px, "tusk", "tusk", "tusk");
+    for (int i = 0; i < 10; i++) {
+        char name[16], sql[64];
+        snprintf(name, sizeof(name), "q%d", i);
+        snprintf(sql, sizeof(sql), "SELECT %d + $1::int", i * 100);
+        PGresult *r = PQprepare(c, name, sql, 1, NULL);
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+    }
+    for (int round = 0; round < 5; round++) {
+        for (int i = 9; i >= 0; i--) {
+            char name[16];
+            snprintf(name, sizeof(name), "q%d", i);
+            const char *p[1] = {"7"};
+            PGresult *r = PQexecPrepared(c, name, 1, p, NULL, NULL, 0);
+            if (PQresultStatus(r) != PGRES_TUPLES_OK)
+                fail_msg("%s: %s", name, PQerrorMessage(c));
+            assert_int_equal(atoi(PQgetvalue(r, 0, 0)), i * 100 + 7);
+            PQclear(r);
+        }
+        /* another client on the same (only) server in between */
+        assert_int_equal(pxt_int(d, "SELECT 5"), 5);
+    }
+    assert_true(pxt_int(d, "SELECT count(*) FROM pg_prepared_statements") <= 3);
+    PQfinish(c);
+    PQfinish(d);
+    pxt_stop(&px, SIGTERM);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_prepared_across_pool),
+        cmocka_unit_test(test_session_semantics),
+        cmocka_unit_test(test_transaction_semantics),
+        cmocka_unit_test(test_pool_exhaustion),
+        cmocka_unit_test(test_reload),
+        cmocka_unit_test(test_server_killed),
+        cmocka_unit_test(test_graceful_shutdown),
+        cmocka_unit_test(test_pgbench_prepared),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_unreachable_server),
+        cmocka_unit_test(test_prepared_lru),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
