@@ -55,9 +55,9 @@ bool str_to_bool(const char *s, bool *out);
 
 /* ---- ini.c: pgbouncer.ini-layout parser ---- */
 /* called for each key; section is lowercased ("databases", "pgbouncer", "users", ...);
- * keys are lowercased except in [databases], where names keep their case (and may be written
- * "double quoted", "" being a quote). Return 0 to go on, -1 to stop with an error: the handler
- * writes a plain message into err and the parser prefixes it with "file:line: ". */
+ * keys are lowercased except in [databases] and [users], where names keep their case (and may be
+ * written "double quoted", "" being a quote). Return 0 to go on, -1 to stop with an error: the
+ * handler writes a plain message into err and the parser prefixes it with "file:line: ". */
 typedef int (*ini_handler)(void *ctx, const char *section, const char *key, const char *value,
                            int lineno, char *err, size_t errlen);
 /* parse a file (with %include relative to it, nested at most INI_MAX_DEPTH deep);

@@ -261,7 +261,8 @@ static int parse_line(ini_state *st, char *line, const char *name, const char *d
         fail_at(st, name, lineno, "key outside of any section");
         return -1;
     }
-    bool in_databases = strcmp(st->section, "databases") == 0;
+    /* database and user names are case-sensitive: only other sections fold their keys */
+    bool in_databases = strcmp(st->section, "databases") == 0 || strcmp(st->section, "users") == 0;
     char *key;
     char *rest;
     if (*p == '"') {

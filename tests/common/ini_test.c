@@ -69,7 +69,7 @@ static void test_normal(void **state)
                                "pgbouncer|auth_type|scram-sha-256|11\n"
                                "pgbouncer|empty||12\n"
                                "pgbouncer|spaced|a b c|13\n"
-                               "users|alice|pool_mode=session|15\n"
+                               "users|Alice|pool_mode=session|15\n"
                                "users|url|postgres://x/y?a=b#frag|16\n");
     /* no trailing newline, empty text */
     collect d = {0};

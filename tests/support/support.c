@@ -183,6 +183,7 @@ done:
     unlink(proc->config_path);
     free(proc->config_path);
     proc->config_path = NULL;
+    unlink(proc->log_path);
     free(proc->log_path);
     proc->log_path = NULL;
     if (WIFEXITED(st))
