@@ -12,6 +12,7 @@
 
 #include "common/common.h"
 #include "proxy/proxy.h"
+#include "router/router.h"
 
 #include <ev.h>
 #include <netinet/in.h>
@@ -814,6 +815,39 @@ int px_pool_limit(const px_pool *p);
 /* ------------------------------------------------------------------------------------------ */
 /* route.c: the one place that picks a node for a transaction                                  */
 /* ------------------------------------------------------------------------------------------ */
+
+/*
+ * Routing state of one [databases] entry, process-wide, kept across reloads (looked up by
+ * name; a reload that changes an entry's nodes replaces its topology). Written by route.c
+ * and the topology monitors, read by the admin console, /metrics and the status page.
+ */
+typedef struct px_route_stats {
+    atomic_uint_fast64_t reads_replica;           /* replica-safe reads served by a replica */
+    atomic_uint_fast64_t reads_primary_floor;     /* no replica had replayed the client's floor */
+    atomic_uint_fast64_t reads_primary_unhealthy; /* no healthy replica under the lag limits */
+    atomic_uint_fast64_t reads_primary_override;  /* tusk:primary comment / tusk.route */
+    atomic_uint_fast64_t reads_primary_policy;    /* primary_reads = on: the primary took it */
+    atomic_uint_fast64_t reads_primary_pinned;    /* session pinned (temp table, LISTEN, ...) */
+    atomic_uint_fast64_t writes;                  /* classifier said write / not replica-safe */
+    atomic_uint_fast64_t retries_25006;           /* replica said read_only_sql_transaction */
+    atomic_uint_fast64_t ryw_waits;               /* reads that waited for a replica to catch up */
+    atomic_uint_fast64_t ryw_wait_us;             /* total time of those waits */
+    atomic_uint_fast64_t ryw_wait_timeouts;       /* waits that fell back to the primary */
+    atomic_uint_fast64_t lsn_captures;            /* commit LSNs fetched after writes */
+} px_route_stats;
+
+typedef struct px_route_db {
+    struct px_route_db *next;
+    char *name;             /* [databases] entry name */
+    router_topology *topo;  /* node 0 = configured primary, then replicas, as in px_db.nodes */
+    px_route_stats stats;
+} px_route_db;
+
+/* the routing state of a database entry, NULL if unknown (call from any thread) */
+px_route_db *px_route_db_find(const char *name);
+/* iterate all: first NULL gives the head (under no lock: entries are never freed while the
+ * process runs; a replaced topology is kept until exit) */
+px_route_db *px_route_db_next(px_route_db *prev);
 
 /* node index (0 = primary) for a client's next transaction, given its first message */
 int proxy_route_pick(const px_client *c, const uint8_t *msg, size_t len);

@@ -6,6 +6,8 @@
  */
 #include "proxy/internal.h"
 
+#include <string.h>
+
 /* node index (0 = primary) for the client's next transaction; msg is its first message
  * (whole, or the start of a message too large to buffer) */
 int proxy_route_pick(const px_client *c, const uint8_t *msg, size_t len)
@@ -25,4 +27,21 @@ bool proxy_txn_finished(px_server *s)
 {
     (void)s;
     return true;
+}
+
+/* ---- routing state registry (filled by the router integration) ---- */
+
+static px_route_db *route_dbs;
+
+px_route_db *px_route_db_find(const char *name)
+{
+    for (px_route_db *d = route_dbs; d; d = d->next)
+        if (strcmp(d->name, name) == 0)
+            return d;
+    return NULL;
+}
+
+px_route_db *px_route_db_next(px_route_db *prev)
+{
+    return prev ? prev->next : route_dbs;
 }
