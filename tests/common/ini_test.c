@@ -151,7 +151,7 @@ static void test_long_lines(void **state)
 /* write a file in dir */
 static void put(const char *dir, const char *name, const char *text)
 {
-    char path[512];
+    char path[1200];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
