@@ -34,6 +34,12 @@ void api_config_defaults(api_config *cfg)
     cfg->subscribed_refresh_s = 360;
     cfg->subscribed_ttl_s = 1080;
     cfg->log_level = LOG_INFO;
+    cache_config_init(&cfg->cache);
+    cfg->db_threads = 4;
+    cfg->lsn_token_ttl_ms = 30000;
+    cfg->render_cache_entries = 16384;
+    cfg->render_fresh_ms = 1000;
+    cfg->max_status_chars = 500;
 }
 
 static bool set_str(char **dst, const char *v)
@@ -119,6 +125,11 @@ static const int_key int_keys[] = {
     IK("ws_ping_ms", ws_ping_ms, 100, 3600000),
     IK("subscribed_refresh_s", subscribed_refresh_s, 1, 86400),
     IK("subscribed_ttl_s", subscribed_ttl_s, 1, 86400 * 7),
+    IK("db_threads", db_threads, 1, 256),
+    IK("lsn_token_ttl_ms", lsn_token_ttl_ms, 0, 3600000),
+    IK("render_cache_entries", render_cache_entries, 0, 10000000),
+    IK("render_fresh_ms", render_fresh_ms, 0, 60000),
+    IK("max_status_chars", max_status_chars, 1, 100000),
 };
 
 static int on_key(void *ctx, const char *section, const char *key, const char *value, int lineno,
@@ -147,14 +158,29 @@ static int on_key(void *ctx, const char *section, const char *key, const char *v
         }
     } else if (strcmp(key, "database") == 0) {
         ok = set_str(&cfg->database, value);
-    } else if (strcmp(key, "redis_pubsub") == 0 || strcmp(key, "redis_feeds") == 0) {
+    } else if (strcmp(key, "redis_pubsub") == 0) {
         char host[256], pw[256];
         int port, db;
         if (!api_redis_parse_url(value, host, sizeof(host), &port, &db, pw, sizeof(pw))) {
             snprintf(err, errlen, "%s must be redis://host:port[/db]", key);
             return -1;
         }
-        ok = set_str(key[6] == 'p' ? &cfg->redis_pubsub : &cfg->redis_feeds, value);
+        ok = set_str(&cfg->redis_pubsub, value);
+    } else if (strcmp(key, "redis_feeds") == 0) {
+        /* one URL, or several (sharded as cache/ shards them): the cache config decides */
+        if (cache_config_set(&cfg->cache, key, value, err, errlen) != 1)
+            return -1;
+        for (int i = 0; i < cfg->cache.n_feeds; i++)
+            if (cfg->cache.feeds[i].unix_path[0]) {
+                snprintf(err, errlen, "redis_feeds: unix sockets are not supported by tusk api");
+                return -1;
+            }
+        ok = set_str(&cfg->redis_feeds, value);
+    } else if (strcmp(key, "redis_queue") == 0 || strcmp(key, "status_cache_ttl") == 0 ||
+               strcmp(key, "local_domain") == 0 || strcmp(key, "redis_connect_timeout_ms") == 0 ||
+               strcmp(key, "redis_timeout_ms") == 0) {
+        if (cache_config_set(&cfg->cache, key, value, err, errlen) != 1)
+            return -1;
     } else if (strcmp(key, "public_url") == 0) {
         if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0) {
             snprintf(err, errlen, "public_url must start with http:// or https://");
@@ -210,8 +236,18 @@ static int finish(api_config *cfg, char *err, size_t errlen)
         ok &= set_str(&cfg->database, "");
     if (!cfg->redis_pubsub)
         ok &= set_str(&cfg->redis_pubsub, "redis://127.0.0.1:6379");
-    if (!cfg->redis_feeds)
+    /* cache/ wants a scheme; redis_pubsub may be a bare host:port */
+    char pubsub_url[600];
+    snprintf(pubsub_url, sizeof(pubsub_url), "%s%s",
+             strstr(cfg->redis_pubsub, "://") ? "" : "redis://", cfg->redis_pubsub);
+    if (!cfg->redis_feeds) {
         ok &= set_str(&cfg->redis_feeds, cfg->redis_pubsub);
+        if (ok && cache_config_set(&cfg->cache, "redis_feeds", pubsub_url, err, errlen) != 1)
+            return -1;
+    }
+    if (!cfg->cache.have_pubsub &&
+        cache_config_set(&cfg->cache, "redis_pubsub", pubsub_url, err, errlen) != 1)
+        return -1;
     if (!cfg->public_url) {
         char u[300];
         snprintf(u, sizeof(u), "http://%s:%d", cfg->listen_host, cfg->listen_port);
@@ -228,6 +264,9 @@ static int finish(api_config *cfg, char *err, size_t errlen)
     cfg->domain = strndup(host, hl);
     if (!cfg->domain)
         goto oom;
+    /* URLs the status renderer builds (cache/render.c) name this host */
+    if (strcmp(cfg->cache.local_domain, "localhost") == 0)
+        str_copy(cfg->cache.local_domain, sizeof(cfg->cache.local_domain), cfg->domain);
     if (!cfg->streaming_url) {
         char u[600];
         bool tls = strncmp(cfg->public_url, "https://", 8) == 0;

@@ -16,7 +16,7 @@
 
 #define DB_MAX_QUEUE 10000
 
-enum { PGC_DOWN, PGC_CONNECTING, PGC_IDLE, PGC_PREPARE, PGC_QUERY };
+enum { PGC_DOWN, PGC_CONNECTING, PGC_IDLE, PGC_SETLSN, PGC_PREPARE, PGC_QUERY };
 
 typedef struct job {
     struct job *next;
@@ -24,6 +24,7 @@ typedef struct job {
     api_db_cb cb;
     void *arg;
     const char **params;
+    char lsn[32]; /* read floor to state first ("" = none) */
 } job;
 
 typedef struct pgc {
@@ -39,6 +40,7 @@ typedef struct pgc {
     const api_stmt **prepared;
     size_t nprep, prepcap;
     double backoff;
+    uint64_t floor; /* highest tusk.min_lsn stated on this connection */
 } pgc;
 
 struct api_db {
@@ -51,6 +53,7 @@ struct api_db {
     size_t qlen;
     bool down;
     bool closing;
+    pgc *current; /* connection whose job's callback is running */
 };
 
 static void start_connect(pgc *c);
@@ -76,6 +79,22 @@ static void job_finish(job *j, const PGresult *res, const char *err)
 {
     j->cb(j->arg, res, err);
     free(j);
+}
+
+/* does the job's read floor need stating on c? Only a tusk proxy reports tusk.commit_lsn
+ * (a plain PostgreSQL would reject the SET), and a floor at or below what the session
+ * already has is a no-op worth skipping. */
+static bool needs_floor(pgc *c, const job *j)
+{
+    uint64_t want, have;
+    if (!j->lsn[0] || !api_lsn_parse(j->lsn, &want))
+        return false;
+    const char *cl = PQparameterStatus(c->conn, "tusk.commit_lsn");
+    if (!cl)
+        return false;
+    if (api_lsn_parse(cl, &have) && have >= want)
+        return false;
+    return want > c->floor;
 }
 
 /* fail every queued job (no connection can be made, or shutdown) */
@@ -122,6 +141,7 @@ static void conn_broken(pgc *c, const char *why)
         c->conn = NULL;
     }
     c->nprep = 0;
+    c->floor = 0;
     bool was_connecting = c->state == PGC_CONNECTING;
     c->state = PGC_DOWN;
     if (c->job) {
@@ -212,14 +232,19 @@ static void after_send(pgc *c)
     watch(c, r == 1 ? EV_READ | EV_WRITE : EV_READ);
 }
 
-/* send the current job's query (preparing first if needed) */
+/* send the current job's query (stating its read floor and preparing first if needed) */
 static void send_job(pgc *c)
 {
     job *j = c->job;
     char name[128];
     stmt_name(j->st, name, sizeof(name));
     int ok;
-    if (!is_prepared(c, j->st)) {
+    if (c->state != PGC_SETLSN && needs_floor(c, j)) {
+        char sql[64];
+        snprintf(sql, sizeof(sql), "SET tusk.min_lsn = '%s'", j->lsn);
+        c->state = PGC_SETLSN;
+        ok = PQsendQuery(c->conn, sql);
+    } else if (!is_prepared(c, j->st)) {
         c->state = PGC_PREPARE;
         ok = PQsendPrepare(c->conn, name, j->st->sql, j->st->nparams, NULL);
     } else {
@@ -262,6 +287,18 @@ static void command_done(pgc *c)
     PGresult *res = c->result;
     c->result = NULL;
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (c->state == PGC_SETLSN) {
+        uint64_t v;
+        if (st != PGRES_COMMAND_OK)
+            log_warning("SET tusk.min_lsn failed: %s",
+                        res ? PQresultErrorMessage(res) : PQerrorMessage(c->conn));
+        /* recorded even on failure: a proxy that refuses it would refuse it every time */
+        if (api_lsn_parse(c->job->lsn, &v) && v > c->floor)
+            c->floor = v;
+        PQclear(res);
+        send_job(c); /* state is still SETLSN: the query itself goes now */
+        return;
+    }
     if (c->state == PGC_PREPARE) {
         const char *code = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
         if (st == PGRES_COMMAND_OK || (code && strcmp(code, "42P05") == 0)) {
@@ -275,6 +312,7 @@ static void command_done(pgc *c)
     job *j = c->job;
     c->job = NULL;
     c->state = PGC_IDLE;
+    db->current = c;
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
         job_finish(j, res, NULL);
     } else {
@@ -287,6 +325,7 @@ static void command_done(pgc *c)
         log_warning("query %s failed: %s", j->st->name, msg);
         job_finish(j, NULL, msg);
     }
+    db->current = NULL;
     PQclear(res);
     if (c->conn && PQstatus(c->conn) == CONNECTION_BAD) {
         conn_broken(c, PQerrorMessage(c->conn));
@@ -414,6 +453,22 @@ void api_db_free(api_db *db)
 bool api_db_query(api_db *db, const api_stmt *st, const char *const *params, api_db_cb cb,
                   void *arg)
 {
+    return api_db_query_lsn(db, st, params, NULL, cb, arg);
+}
+
+/* the commit LSN the running callback's connection reports */
+const char *api_db_commit_lsn(const api_db *db)
+{
+    const char *v = db->current && db->current->conn
+                        ? PQparameterStatus(db->current->conn, "tusk.commit_lsn")
+                        : NULL;
+    return v ? v : "";
+}
+
+/* queue a query that must see at least min_lsn */
+bool api_db_query_lsn(api_db *db, const api_stmt *st, const char *const *params,
+                      const char *min_lsn, api_db_cb cb, void *arg)
+{
     if (db->closing || db->qlen >= DB_MAX_QUEUE)
         return false;
     if (db->down && !any_alive(db))
@@ -426,6 +481,9 @@ bool api_db_query(api_db *db, const api_stmt *st, const char *const *params, api
     if (!j)
         return false;
     j->next = NULL;
+    j->lsn[0] = '\0';
+    if (min_lsn)
+        str_copy(j->lsn, sizeof(j->lsn), min_lsn);
     j->st = st;
     j->cb = cb;
     j->arg = arg;

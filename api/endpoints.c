@@ -500,5 +500,6 @@ bool api_endpoints_register(api_router *r)
 /* every route of the API (other endpoint files register here as they are added) */
 bool api_routes_register(api_router *r)
 {
-    return api_endpoints_register(r);
+    return api_endpoints_register(r) && api_statuses_register(r) && api_timelines_register(r) &&
+           api_relations_register(r) && api_lists_register(r);
 }

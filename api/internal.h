@@ -13,12 +13,19 @@
  *   pubsub.c     the process's one Redis pub/sub connection, shared by all streams
  *   stream.c     WebSocket and SSE streaming connections, per-worker channel registry
  *   endpoints.c  instance, nodeinfo, accounts, health   account.c Account entity
+ *   statuses.c   post, show, delete, account statuses   relations.c follow, relationships
+ *   timelines.c  home and list timelines                lists.c     lists and members
+ *   hydrate.c    status ids -> Status JSON (status cache, PostgreSQL fallback, render memo)
+ *   paging.c     pagination parameters, Link headers    lsn.c       commit-LSN tokens
+ *   bg.c         blocking pool for outbox transactions and cache/fanout's blocking calls
  *   config.c     the [api] section of tusk.ini
  */
 #ifndef TUSK_API_INTERNAL_H
 #define TUSK_API_INTERNAL_H
 
 #include "common/common.h"
+
+#include "cache/cache.h"
 
 #include <ev.h>
 #include <jansson.h>
@@ -166,6 +173,13 @@ typedef struct api_config {
     int subscribed_ttl_s;
     char *logfile;
     int log_level;
+    /* timelines and statuses */
+    cache_config cache;   /* redis_feeds (shards), redis_queue, status_cache_ttl, local_domain */
+    int db_threads;       /* blocking worker threads for write transactions and cache misses */
+    int lsn_token_ttl_ms; /* how long an account's commit LSN is handed to its reads */
+    int render_cache_entries; /* rendered statuses kept per worker; 0 = off */
+    int render_fresh_ms;      /* a rendering checked this recently is used without MGET */
+    int max_status_chars;
 } api_config;
 
 /* defaults for every key */
@@ -215,6 +229,13 @@ void api_db_free(api_db *db);
  * be down (the callback is not called then) */
 bool api_db_query(api_db *db, const api_stmt *st, const char *const *params, api_db_cb cb,
                   void *arg);
+/* the same, but the connection first states the read floor min_lsn ("16/B374D848"; NULL or
+ * "" for none) with SET tusk.min_lsn, when it is a tusk proxy whose own floor is lower */
+bool api_db_query_lsn(api_db *db, const api_stmt *st, const char *const *params,
+                      const char *min_lsn, api_db_cb cb, void *arg);
+/* inside a callback: the tusk.commit_lsn the connection that ran the query reports ("" when
+ * it is not a tusk proxy) */
+const char *api_db_commit_lsn(const api_db *db);
 
 /* ------------------------------------------------------------------------------------------
  * redis.c: a hiredis async connection on a libev loop that reconnects by itself
@@ -259,10 +280,10 @@ size_t api_ws_frame_header(uint8_t out[10], int opcode, size_t len);
 /* Sec-WebSocket-Accept for a Sec-WebSocket-Key; false if the key is not 16 bytes base64 */
 bool api_ws_accept(const char *key, size_t keylen, char out[29]);
 
+struct api_worker;
 /* ------------------------------------------------------------------------------------------
  * pubsub.c: one subscription per channel per process
  */
-struct api_worker;
 typedef struct api_pubsub api_pubsub;
 api_pubsub *api_pubsub_start(const api_config *cfg, struct api_worker **workers, int nworkers);
 /* a worker's first local listener of chan appeared / its last one left */
@@ -289,6 +310,10 @@ typedef struct api_server {
     api_pubsub *pubsub;
     struct api_worker **workers;
     int nworkers;
+    struct api_bg *bg;               /* blocking pool (bg.c) */
+    struct api_lsn_table *lsn;       /* commit-LSN tokens per account (lsn.c) */
+    struct api_feedmemo *memo;       /* feeds known empty (timelines.c) */
+    atomic_uint_fast64_t status_gen; /* bumped by every status delete in this process */
 } api_server;
 
 /* one per thread: everything a connection touches lives here, so no locks on the hot path */
@@ -303,7 +328,10 @@ typedef struct api_worker {
     ev_timer accept_retry;
     atomic_bool stopping;
     api_db *db;
-    api_redis *feeds;
+    api_redis *feeds;   /* = shards[0] */
+    api_redis **shards; /* one per redis_feeds instance (cache_shard_of) */
+    int nshards;
+    struct api_rcache *rcache; /* rendered statuses (hydrate.c) */
     api_auth_cache *auth;
     api_conn *conns; /* every open connection (doubly linked) */
     int nconns;
@@ -327,6 +355,12 @@ typedef struct api_worker {
     size_t inbox_cap;
     double next_sse_beat;
     double next_ws_ping;
+    /* bg.c completions */
+    ev_async bg_wake;
+    pthread_mutex_t bg_lock;
+    struct api_bg_job *bg_head, *bg_tail;
+    int bg_pending; /* jobs submitted whose done function has not run */
+    bool shutting;  /* shutdown began: waiting for bg jobs before the loop ends */
 } api_worker;
 
 enum api_conn_state {
@@ -577,5 +611,146 @@ bool api_iso_time(const char *pg, char out[32]);
 void api_http_date(time_t t, char out[40]);
 /* strictly a positive decimal bigint */
 bool api_parse_id(const char *s, size_t len, int64_t *out);
+
+/* ------------------------------------------------------------------------------------------
+ * lsn.c: commit-LSN tokens. After a write, the tusk proxy reports the commit LSN of the
+ * session as the ParameterStatus "tusk.commit_lsn"; the api keeps it per account for a short
+ * while and states it (SET tusk.min_lsn) before that account's later reads on other pooled
+ * connections, so a lagging replica never answers them. Process-wide, sharded locks.
+ */
+typedef struct api_lsn_table api_lsn_table;
+/* parse "16/B374D848" into a 64-bit position; false if malformed */
+bool api_lsn_parse(const char *s, uint64_t *out);
+api_lsn_table *api_lsn_new(int ttl_ms);
+void api_lsn_free(api_lsn_table *t);
+/* remember lsn as the account's floor (a lower one does not replace a higher one); NULL, ""
+ * and malformed values are ignored */
+void api_lsn_note(api_lsn_table *t, int64_t account_id, const char *lsn);
+/* the account's floor when one was noted within the TTL: true with out filled */
+bool api_lsn_get(api_lsn_table *t, int64_t account_id, char out[32]);
+
+/* ------------------------------------------------------------------------------------------
+ * bg.c: a small pool of threads with blocking libpq connections and blocking cache handles,
+ * for work the event loops must not wait on: write transactions that carry an outbox row
+ * (fanout_outbox_* are blocking calls on the transaction's connection), the status cache's
+ * PostgreSQL fallback (cache_status_fetch) and regeneration requests. A job's run function
+ * executes on a pool thread; its done function then runs on the worker that submitted it.
+ */
+typedef struct api_bg api_bg;
+typedef struct api_bg_ctx {
+    const api_config *cfg;
+    struct api_server *srv;
+    PGconn *pg;   /* NULL until api_bg_pg connects it */
+    cache *cache; /* this thread's Redis connections (lazy) */
+} api_bg_ctx;
+typedef void (*api_bg_run_fn)(api_bg_ctx *ctx, void *arg);
+typedef void (*api_bg_done_fn)(void *arg);
+api_bg *api_bg_start(struct api_server *srv, int nthreads);
+/* finish queued jobs and join the threads (after every worker stopped) */
+void api_bg_stop(api_bg *bg);
+/* queue a job for worker w; false when the queue is full or the pool is stopping (neither
+ * function is called then) */
+bool api_bg_submit(struct api_worker *w, api_bg_run_fn run, api_bg_done_fn done, void *arg);
+/* on a pool thread: the connection, (re)connected when needed; NULL with err when the
+ * database cannot be reached */
+PGconn *api_bg_pg(api_bg_ctx *ctx, char *err, size_t errlen);
+/* on a pool thread: run SQL with text params; the result (TUPLES_OK or COMMAND_OK) or NULL
+ * with the server's message in err (SQLSTATE in state when given) */
+PGresult *api_bg_exec(api_bg_ctx *ctx, const char *sql, int nparams, const char *const *params,
+                      char *err, size_t errlen, char state[6]);
+/* on a pool thread: state account's read floor on the connection (no-op without a token or
+ * a tusk proxy) */
+void api_bg_min_lsn(api_bg_ctx *ctx, int64_t account_id);
+/* on a pool thread: after a COMMIT, keep the session's commit LSN as account's token */
+void api_bg_note_commit(api_bg_ctx *ctx, int64_t account_id);
+/* worker side (its loop's bg_wake): run the done functions of the worker's finished jobs */
+void api_bg_worker_drain(struct api_worker *w);
+
+/* ------------------------------------------------------------------------------------------
+ * paging.c: Mastodon's pagination parameters and Link headers
+ */
+typedef struct api_page {
+    long limit;
+    bool has_max, has_since, has_min;
+    int64_t max_id, since_id, min_id;
+} api_page;
+/* Ruby's String#to_i (leading blanks, sign, digits up to the first other byte; saturating) */
+int64_t api_ruby_to_i(const char *s);
+/* Mastodon's limit_param: default when absent, else min(|to_i|, max) */
+long api_limit_param(api_req *req, long def, long max);
+/* limit + max_id/since_id/min_id (to_i of whatever was given, as Mastodon) */
+void api_page_parse(api_req *req, long def, long max, api_page *p);
+/* Rails' boolean cast of a parameter: absent or "" -> dflt; false, 0, "0", "f", "false",
+ * "off" (any case) -> false; anything else -> true */
+bool api_param_bool(api_req *req, const char *name, bool dflt);
+/* Link: <public_url path?params&max_id=N>; rel="next", <...&prev_key=M>; rel="prev". keep
+ * names the request parameters carried over (NULL-terminated); the query is sorted by name,
+ * as Rails writes it. next/prev false leave that link out (no header when both are). */
+void api_link_header(api_req *req, const char *path, const char *const *keep, bool next,
+                     int64_t next_max_id, bool prev, const char *prev_key, int64_t prev_id);
+/* ids of a parameter that is a string or an array of strings/numbers ("id[]=1&id[]=2" or
+ * "id=1"); returns the count (at most max); an entry that is not an id gives 0 */
+int api_param_ids(api_req *req, const char *name, int64_t *out, int max);
+
+/* ------------------------------------------------------------------------------------------
+ * hydrate.c: status ids -> rendered Status entities. One MGET per feeds shard of the status
+ * cache (and one for reblogged originals), misses from PostgreSQL on a bg thread
+ * (cache_status_fetch, which writes them back), rendering memoized per worker by the hash of
+ * the cached record (api_rcache).
+ */
+typedef struct api_hitem {
+    int64_t id;
+    int64_t account_id;
+    int visibility;
+    const char *json; /* the rendering, valid during the callback */
+    uint32_t len;
+} api_hitem;
+typedef struct api_hydrated {
+    api_buf json;     /* renderings made for this call (items may point elsewhere) */
+    api_hitem *items; /* found and visible statuses, in the order asked */
+    size_t n;
+    bool failed; /* the database could not be read: answer 503 */
+} api_hydrated;
+enum {
+    API_HYD_VIEWER = 1,        /* authenticated: per-viewer fields (favourited, ...) */
+    API_HYD_FILTER_DIRECT = 2, /* drop direct statuses neither by nor mentioning the viewer */
+    API_HYD_SOURCE = 4,        /* add "text" (the source), as Mastodon's delete answer does */
+};
+typedef void (*api_hydrate_cb)(api_req *req, void *arg, api_hydrated *h);
+/* load and render ids for req; cb runs once (maybe before this returns); h is freed after */
+void api_hydrate(api_req *req, const int64_t *ids, size_t n, unsigned flags, api_hydrate_cb cb,
+                 void *arg);
+/* "[s1,s2,...]" of the items into req->resp */
+void api_hydrated_write_array(api_req *req, const api_hydrated *h);
+typedef struct api_rcache api_rcache;
+api_rcache *api_rcache_new(size_t entries);
+void api_rcache_free(api_rcache *rc);
+/* render a status as the API answers it (viewer: per-viewer fields; source: "text") */
+bool api_render_status(api_buf *out, const cache_status *s, const api_config *cfg, bool viewer,
+                       bool source);
+
+/* ------------------------------------------------------------------------------------------
+ * endpoint files: each registers its routes
+ */
+bool api_statuses_register(api_router *r);
+bool api_timelines_register(api_router *r);
+bool api_relations_register(api_router *r);
+bool api_lists_register(api_router *r);
+/* timelines.c: process-wide memo of feeds found empty after a rebuild (so an empty feed is
+ * not rebuilt on every read); a follow or list change in this process forgets the entry */
+typedef struct api_feedmemo api_feedmemo;
+api_feedmemo *api_feedmemo_new(void);
+void api_feedmemo_free(api_feedmemo *m);
+void api_feedmemo_forget(api_feedmemo *m, int type, int64_t id);
+
+/* request.c helpers for handlers */
+/* the account's commit-LSN token, if fresh: true with out filled */
+bool api_req_lsn(api_req *req, char out[32]);
+/* api_db_query_lsn with the requesting account's token */
+bool api_req_query(api_req *req, const api_stmt *st, const char *const *params, api_db_cb cb,
+                   void *arg);
+/* connection to the feeds shard holding keys of this account/list/status id; NULL while
+ * disconnected */
+struct redisAsyncContext *api_worker_shard(api_worker *w, int64_t id);
 
 #endif

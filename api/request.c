@@ -569,3 +569,21 @@ static void run_handler(api_req *req)
 {
     req->route->handler(req);
 }
+
+/* ------------------------------------------------------------------------------------------
+ * helpers for handlers
+ */
+
+/* the requesting account's commit-LSN token */
+bool api_req_lsn(api_req *req, char out[32])
+{
+    return req->auth.account_id > 0 && api_lsn_get(req->w->srv->lsn, req->auth.account_id, out);
+}
+
+/* a read that sees the account's own writes */
+bool api_req_query(api_req *req, const api_stmt *st, const char *const *params, api_db_cb cb,
+                   void *arg)
+{
+    char tok[32];
+    return api_db_query_lsn(req->w->db, st, params, api_req_lsn(req, tok) ? tok : NULL, cb, arg);
+}

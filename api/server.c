@@ -821,6 +821,14 @@ struct redisAsyncContext *api_worker_feeds(api_worker *w)
     return api_redis_ctx(w->feeds);
 }
 
+/* the feeds shard of an account, list or status id */
+struct redisAsyncContext *api_worker_shard(api_worker *w, int64_t id)
+{
+    if (w->nshards <= 0)
+        return NULL;
+    return api_redis_ctx(w->shards[cache_shard_of(w->nshards, id)]);
+}
+
 /* queue a message for the worker's listeners (called from the pubsub thread) */
 void api_worker_deliver(api_worker *w, api_msg *m)
 {
@@ -864,8 +872,27 @@ static void drain_inbox(api_worker *w, bool deliver)
     }
 }
 
+/* second half of a shutdown, once no bg job of the worker is in flight */
+static void worker_teardown(api_worker *w)
+{
+    api_db_free(w->db); /* fails queries in flight: their requests release connections */
+    w->db = NULL;
+    for (int i = 0; i < w->nshards; i++) {
+        api_redis_free(w->shards[i]); /* pending callbacks run with NULL replies */
+        w->shards[i] = NULL;
+    }
+    w->feeds = NULL;
+    ev_async_stop(w->loop, &w->wake);
+    ev_async_stop(w->loop, &w->bg_wake);
+    ev_break(w->loop, EVBREAK_ALL);
+}
+
+/* stop accepting, close every connection; the loop ends when the bg jobs are back */
 static void worker_shutdown(api_worker *w)
 {
+    if (w->shutting)
+        return;
+    w->shutting = true;
     ev_io_stop(w->loop, &w->accept_io);
     ev_timer_stop(w->loop, &w->accept_retry);
     ev_timer_stop(w->loop, &w->tick);
@@ -875,12 +902,17 @@ static void worker_shutdown(api_worker *w)
     }
     while (w->conns)
         api_conn_close(w->conns, "shutting down");
-    api_db_free(w->db); /* fails queries in flight: their requests release connections */
-    w->db = NULL;
-    api_redis_free(w->feeds);
-    w->feeds = NULL;
-    ev_async_stop(w->loop, &w->wake);
-    ev_break(w->loop, EVBREAK_ALL);
+    if (w->bg_pending == 0)
+        worker_teardown(w);
+}
+
+/* bg jobs of this worker finished */
+static void bg_wake_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    api_worker *w = a->data;
+    api_bg_worker_drain(w);
+    if (w->shutting && w->bg_pending == 0 && w->db)
+        worker_teardown(w);
 }
 
 static void wake_cb(struct ev_loop *loop, ev_async *a, int revents)
@@ -954,12 +986,21 @@ static api_worker *worker_new(api_server *srv, int id, int listen_fd)
     w->rbuf = malloc(w->rbuf_cap);
     w->auth = api_auth_cache_new(srv->cfg->auth_cache_ms);
     pthread_mutex_init(&w->inbox_lock, NULL);
-    if (!w->loop || !w->rbuf || !w->auth) {
+    pthread_mutex_init(&w->bg_lock, NULL);
+    w->nshards = srv->cfg->cache.n_feeds > 0 ? srv->cfg->cache.n_feeds : 1;
+    w->shards = calloc((size_t)w->nshards, sizeof(*w->shards));
+    if (srv->cfg->render_cache_entries > 0)
+        w->rcache = api_rcache_new((size_t)srv->cfg->render_cache_entries);
+    if (!w->loop || !w->rbuf || !w->auth || !w->shards ||
+        (srv->cfg->render_cache_entries > 0 && !w->rcache)) {
         if (w->loop)
             ev_loop_destroy(w->loop);
         free(w->rbuf);
+        free(w->shards);
+        api_rcache_free(w->rcache);
         api_auth_cache_free(w->auth);
         pthread_mutex_destroy(&w->inbox_lock);
+        pthread_mutex_destroy(&w->bg_lock);
         free(w);
         return NULL;
     }
@@ -968,12 +1009,31 @@ static api_worker *worker_new(api_server *srv, int id, int listen_fd)
     if (!w->db) {
         ev_loop_destroy(w->loop);
         free(w->rbuf);
+        free(w->shards);
+        api_rcache_free(w->rcache);
         api_auth_cache_free(w->auth);
         pthread_mutex_destroy(&w->inbox_lock);
+        pthread_mutex_destroy(&w->bg_lock);
         free(w);
         return NULL;
     }
-    w->feeds = api_redis_new(w->loop, srv->cfg->redis_feeds, "feeds", NULL, NULL);
+    for (int i = 0; i < w->nshards; i++) {
+        char url[700], what[32];
+        const cache_redis_url *u = &srv->cfg->cache.feeds[i];
+        if (srv->cfg->cache.n_feeds > 0)
+            snprintf(url, sizeof(url), "redis://%s%s%s%s:%d/%d", u->password[0] ? ":" : "",
+                     u->password, u->password[0] ? "@" : "", u->host, u->port, u->db);
+        else
+            snprintf(url, sizeof(url), "%s", srv->cfg->redis_feeds);
+        snprintf(what, sizeof(what), i ? "feeds%d" : "feeds", i);
+        w->shards[i] = api_redis_new(w->loop, url, what, NULL, NULL);
+        if (!w->shards[i])
+            log_error("redis_feeds shard %d: bad URL", i);
+    }
+    w->feeds = w->shards[0];
+    ev_async_init(&w->bg_wake, bg_wake_cb);
+    w->bg_wake.data = w;
+    ev_async_start(w->loop, &w->bg_wake);
     ev_io_init(&w->accept_io, accept_cb, listen_fd, EV_READ);
     w->accept_io.data = w;
     ev_io_start(w->loop, &w->accept_io);
@@ -1009,9 +1069,12 @@ static void worker_free(api_worker *w)
     }
     api_buf_free(&w->scratch);
     api_auth_cache_free(w->auth);
+    api_rcache_free(w->rcache);
+    free(w->shards);
     free(w->rbuf);
     ev_loop_destroy(w->loop);
     pthread_mutex_destroy(&w->inbox_lock);
+    pthread_mutex_destroy(&w->bg_lock);
     free(w);
 }
 
@@ -1049,8 +1112,10 @@ int api_server_run(api_config *cfg)
         cfg->rate_limit_unauth > 0 ? api_rl_new((unsigned)cfg->rate_limit_unauth, 300) : NULL;
     srv.workers = calloc((size_t)srv.nworkers, sizeof(api_worker *));
     threads = calloc((size_t)srv.nworkers, sizeof(pthread_t));
+    srv.lsn = api_lsn_new(cfg->lsn_token_ttl_ms);
+    srv.memo = api_feedmemo_new();
     if (!srv.router || !srv.workers || !threads || (cfg->rate_limit > 0 && !srv.rl) ||
-        (cfg->rate_limit_unauth > 0 && !srv.rl_anon)) {
+        (cfg->rate_limit_unauth > 0 && !srv.rl_anon) || !srv.lsn || !srv.memo) {
         log_error("out of memory");
         goto out;
     }
@@ -1070,6 +1135,11 @@ int api_server_run(api_config *cfg)
             log_error("cannot create worker %d", i);
             goto out;
         }
+    }
+    srv.bg = api_bg_start(&srv, cfg->db_threads);
+    if (!srv.bg) {
+        log_error("cannot start the blocking pool");
+        goto out;
     }
     srv.pubsub = api_pubsub_start(cfg, srv.workers, srv.nworkers);
     if (!srv.pubsub) {
@@ -1103,16 +1173,21 @@ out:
     for (int i = 0; srv.workers && i < srv.nworkers; i++) {
         api_worker *w = srv.workers[i];
         if (w && i >= started) {
-            /* never ran: tear down what worker_new set up */
+            /* never ran: tear down what worker_new set up (no job was ever submitted) */
             atomic_store(&w->stopping, true);
             worker_shutdown(w);
         }
-        worker_free(w);
     }
+    /* every worker has stopped and waited for its jobs: the pool has nothing left */
+    api_bg_stop(srv.bg);
+    for (int i = 0; srv.workers && i < srv.nworkers; i++)
+        worker_free(srv.workers[i]);
     free(srv.workers);
     free(threads);
     api_router_free(srv.router);
     api_rl_free(srv.rl);
     api_rl_free(srv.rl_anon);
+    api_lsn_free(srv.lsn);
+    api_feedmemo_free(srv.memo);
     return rc;
 }

@@ -15,7 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 tc_conn *tc_open(int port)
@@ -390,11 +393,62 @@ bool tc_sql(tc_env *env, const char *fmt, ...)
     return ok;
 }
 
+/* a redis-server of this test alone */
+static void start_private_redis(tc_env *env)
+{
+    env->redis_port = svc_free_port();
+    snprintf(env->redis_dir, sizeof(env->redis_dir), "/tmp/tusk-api-redis-%d", env->redis_port);
+    mkdir(env->redis_dir, 0700);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char port[16];
+        snprintf(port, sizeof(port), "%d", env->redis_port);
+        if (!freopen("/dev/null", "w", stdout))
+            _exit(127);
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", env->redis_dir, "--protected-mode", "no",
+               (char *)NULL);
+        _exit(127);
+    }
+    env->redis_pid = pid;
+    for (int i = 0; i < 250; i++) {
+        redisContext *r = redisConnect("127.0.0.1", env->redis_port);
+        bool ok = false;
+        if (r && !r->err) {
+            redisReply *rep = redisCommand(r, "PING");
+            ok = rep && rep->type == REDIS_REPLY_STATUS;
+            freeReplyObject(rep);
+        }
+        if (r)
+            redisFree(r);
+        if (ok)
+            return;
+        usleep(20000);
+    }
+    fprintf(stderr, "private redis-server on %d did not start\n", env->redis_port);
+    exit(1);
+}
+
+static void start_env(tc_env *env, const char *extra, bool own_redis, bool with_fanout);
+
 void tc_env_start(tc_env *env, const char *extra)
+{
+    start_env(env, extra, false, false);
+}
+
+void tc_env_start_full(tc_env *env, const char *extra, bool with_fanout)
+{
+    start_env(env, extra, true, with_fanout);
+}
+
+static void start_env(tc_env *env, const char *extra, bool own_redis, bool with_fanout)
 {
     memset(env, 0, sizeof(*env));
     const char *pgport = svc_env("TUSK_PG_PRIMARY_PORT");
-    env->redis_port = svc_env_int("TUSK_REDIS_PORT");
+    if (own_redis)
+        start_private_redis(env);
+    else
+        env->redis_port = svc_env_int("TUSK_REDIS_PORT");
     snprintf(env->dbname, sizeof(env->dbname), "api_test_%d", (int)getpid());
     char sql[256];
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", env->dbname);
@@ -471,10 +525,109 @@ void tc_env_start(tc_env *env, const char *extra)
         fprintf(stderr, "tusk api did not start\n");
         exit(1);
     }
+    if (with_fanout) {
+        int admin = svc_free_port();
+        snprintf(ini, sizeof(ini),
+                 "[fanout]\ndatabase = %s\nredis_url = redis://127.0.0.1:%d\n"
+                 "local_domain = social.test\nqueues = default:2,pull:1\n"
+                 "admin_listen = 127.0.0.1:%d\noutbox_poll_ms = 50\nblock_ms = 200\n",
+                 env->dsn, env->redis_port, admin);
+        if (!svc_start_role(&env->fanout, "fanout", ini, admin)) {
+            fprintf(stderr, "tusk fanout did not start\n");
+            exit(1);
+        }
+        env->fanout_running = true;
+    }
+}
+
+int64_t tc_account(tc_env *env, int n, const char *username, const char *token, const char *scopes)
+{
+    int64_t id = env->base + n;
+    bool ok = tc_sql(env,
+                     "INSERT INTO accounts (id, username, created_at, updated_at, display_name) "
+                     "VALUES (%lld, '%s', now(), now(), '%s')",
+                     (long long)id, username, username) &&
+              tc_sql(env,
+                     "INSERT INTO users (id, email, created_at, updated_at, account_id, "
+                     "current_sign_in_at) VALUES (%lld, '%s-%d@x', now(), now(), %lld, now())",
+                     (long long)id, username, (int)getpid(), (long long)id) &&
+              tc_sql(env,
+                     "INSERT INTO oauth_access_tokens (token, created_at, scopes, "
+                     "resource_owner_id) VALUES ('%s', now(), '%s', %lld)",
+                     token, scopes, (long long)id);
+    if (!ok)
+        exit(1);
+    return id;
+}
+
+bool tc_call(tc_env *env, const char *method, const char *path, const char *token,
+             const char *json_body, tc_resp *r)
+{
+    char h[512] = "";
+    int n = 0;
+    if (token)
+        n = snprintf(h, sizeof(h), "Authorization: Bearer %s\r\n", token);
+    if (json_body)
+        snprintf(h + n, sizeof(h) - (size_t)n, "Content-Type: application/json\r\n");
+    return tc_request(env->port, method, path, h, json_body, r);
+}
+
+long long tc_sql_int(tc_env *env, const char *fmt, ...)
+{
+    char sql[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    PGconn *c = PQconnectdb(env->dsn);
+    PGresult *r = PQexec(c, sql);
+    long long v = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    else if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fprintf(stderr, "sql failed: %s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+bool tc_wait_fanout(tc_env *env, int timeout_ms)
+{
+    double deadline = svc_now_ms() + timeout_ms;
+    int quiet = 0;
+    while (svc_now_ms() < deadline) {
+        long long unsent =
+            tc_sql_int(env, "SELECT count(*) FROM tusk_outbox WHERE sent_at IS NULL");
+        long long queued = tc_redis_int(env, "XLEN tusk:queue:default") +
+                           tc_redis_int(env, "XLEN tusk:queue:pull");
+        /* XLEN counts entries not yet deleted: fanout XDELs each job once it is done */
+        if (unsent == 0 && queued == 0) {
+            if (++quiet >= 2)
+                return true;
+        } else {
+            quiet = 0;
+        }
+        usleep(20000);
+    }
+    return false;
 }
 
 void tc_env_stop(tc_env *env)
 {
+    if (env->fanout_running) {
+        env->fanout_running = false;
+        svc_proc fcopy = env->fanout;
+        char *flog = strdup(env->fanout.log_path);
+        int fst = svc_stop_role(&env->fanout, 15);
+        if (fst != 0) {
+            fcopy.log_path = flog;
+            svc_dump_log(&fcopy);
+            fprintf(stderr, "tusk fanout exited with status %d\n", fst);
+            exit(1);
+        }
+        unlink(flog);
+        free(flog);
+    }
     svc_proc copy = env->api;
     char *log = strdup(env->api.log_path);
     int st = svc_stop_role(&env->api, 15);
@@ -489,6 +642,15 @@ void tc_env_stop(tc_env *env)
     char sql[256];
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", env->dbname);
     admin_exec(sql);
+    if (env->redis_pid > 0) {
+        kill(env->redis_pid, SIGKILL);
+        waitpid(env->redis_pid, NULL, 0);
+        env->redis_pid = 0;
+        char cmd[256];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", env->redis_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", env->redis_dir);
+    }
 }
 
 long long tc_publish(tc_env *env, const char *chan, const char *msg)

@@ -64,11 +64,29 @@ typedef struct tc_env {
     int redis_port;
     svc_proc api;
     int port;
-    int64_t base; /* id base: accounts base+1.., unique per test process */
+    int64_t base;    /* id base: accounts base+1.., unique per test process */
+    pid_t redis_pid; /* private redis-server of tc_env_start_full, 0 otherwise */
+    char redis_dir[128];
+    svc_proc fanout;
+    bool fanout_running;
 } tc_env;
 /* fresh database (schema + seed), then "tusk api" with extra [api] lines */
 void tc_env_start(tc_env *env, const char *extra_config);
+/* the same on a private redis-server (feeds, queue and pub/sub of this test alone: fanout's
+ * queue streams and feed keys cannot be shared with other tests), plus "tusk fanout" when
+ * with_fanout (timelines, streaming deliveries) */
+void tc_env_start_full(tc_env *env, const char *extra_config, bool with_fanout);
 void tc_env_stop(tc_env *env);
+/* an active local account with a users row and a token (scopes e.g. "read write follow");
+ * returns the account id (base + n) */
+int64_t tc_account(tc_env *env, int n, const char *username, const char *token, const char *scopes);
+/* one request with a bearer token (NULL: none) and a JSON body (NULL: none) */
+bool tc_call(tc_env *env, const char *method, const char *path, const char *token,
+             const char *json_body, tc_resp *r);
+/* first column of the first row as an integer (-1 on error or no row) */
+long long tc_sql_int(tc_env *env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* wait until fanout sent every outbox row and emptied its queues; false on timeout */
+bool tc_wait_fanout(tc_env *env, int timeout_ms);
 /* run SQL on the test database; false on error (printed) */
 bool tc_sql(tc_env *env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* PUBLISH chan msg to Redis; returns receivers or -1 */
