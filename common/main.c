@@ -12,16 +12,18 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "tusk %s: read-scaling data layer for Mastodon-style servers\n\n"
-                 "usage: tusk <command> [options]\n\n"
-                 "commands:\n"
-                 "  proxy -c FILE     PostgreSQL pooling proxy with replica routing (pgbouncer.ini)\n"
-                 "  fanout -c FILE    timeline fan-out engine (Redis Streams consumer)\n"
-                 "  api -c FILE       Mastodon-compatible REST and streaming API\n"
-                 "  migrate DSN       apply schema migrations (safe to run twice)\n"
-                 "  seed DSN [opts]   generate deterministic demo/benchmark data\n"
-                 "  --version         print the version\n"
-                 "  help              this text\n",
+    fprintf(out,
+            "tusk %s: read-scaling data layer for Mastodon-style servers\n\n"
+            "usage: tusk <command> [options]\n\n"
+            "commands:\n"
+            "  proxy -c FILE     PostgreSQL pooling proxy with replica routing (pgbouncer.ini)\n"
+            "  top [HOST:]PORT   terminal view of a proxy's admin_listen figures, every second\n"
+            "  fanout -c FILE    timeline fan-out engine (Redis Streams consumer)\n"
+            "  api -c FILE       Mastodon-compatible REST and streaming API\n"
+            "  migrate DSN       apply schema migrations (safe to run twice)\n"
+            "  seed DSN [opts]   generate deterministic demo/benchmark data\n"
+            "  --version         print the version\n"
+            "  help              this text\n",
             TUSK_VERSION);
 }
 
@@ -32,8 +34,7 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0 ||
-        strcmp(cmd, "-V") == 0) {
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0 || strcmp(cmd, "-V") == 0) {
         printf("tusk %s\n", TUSK_VERSION);
         return 0;
     }
@@ -43,6 +44,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "proxy") == 0)
         return proxy_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "top") == 0)
+        return proxy_top_main(argc - 1, argv + 1);
     if (strcmp(cmd, "fanout") == 0)
         return fanout_main(argc - 1, argv + 1);
     if (strcmp(cmd, "api") == 0)

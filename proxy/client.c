@@ -10,6 +10,7 @@
  * where to insert answers the proxy gives itself (ParseComplete/CloseComplete of statements
  * the server already has or that only the proxy knew about).
  */
+#include "proxy/admin.h"
 #include "proxy/internal.h"
 
 #include <arpa/inet.h>
@@ -163,6 +164,7 @@ void px_client_close(px_client *c, const char *reason)
 /* free a closed client (end of the loop pass) */
 void px_client_free(px_client *c)
 {
+    proxy_route_client_free(c);
     free(c->user);
     free(c->dbname);
     free(c);
@@ -467,8 +469,17 @@ static void handle_startup(px_client *c, const uint8_t *p, size_t len)
         return;
     }
     if (is_admin_db(cfg, c->dbname)) {
-        /* the admin console (SHOW POOLS, ...) is not part of this build yet */
-        px_client_fail(c, "0A000", "the admin console (database \"%s\") is not available yet",
+        /* the admin console (admin.c): admin_users and stats_users only */
+        if (!px_admin_login_allowed(c, cfg)) {
+            px_client_fail(c, "08P01", "not allowed: user \"%s\" is not in admin_users or "
+                           "stats_users", c->user);
+            return;
+        }
+        start_auth(c);
+        return;
+    }
+    if (px_admin_disabled(c->dbname)) {
+        px_client_fail(c, "08P01", "database \"%s\" does not allow connections (DISABLE)",
                        c->dbname);
         return;
     }
@@ -740,7 +751,8 @@ static void start_auth(px_client *c)
         return;
     }
     const char *stored = NULL;
-    if (lg->db->password && *lg->db->password && lg->db->user && strcmp(lg->db->user, c->user) == 0)
+    if (lg->db && lg->db->password && *lg->db->password && lg->db->user &&
+        strcmp(lg->db->user, c->user) == 0)
         stored = lg->db->password;
     if (!stored && cfg->users_file)
         stored = userlist_lookup(cfg->users_file, c->user);
@@ -753,7 +765,7 @@ static void start_auth(px_client *c)
         ask_password(c);
         return;
     }
-    const char *au = authq_user(lg);
+    const char *au = lg->db ? authq_user(lg) : NULL; /* admin console: auth_file only */
     if (cfg->auth_query && *cfg->auth_query && au) {
         const char *adb = cfg->auth_dbname && *cfg->auth_dbname ? cfg->auth_dbname : c->dbname;
         px_pool *ap = px_pool_get(c->io.w, adb, au, 0);
@@ -802,6 +814,11 @@ void px_client_authq_done(px_client *c, bool found, const char *passwd)
 /* authenticated: join the pool, welcome now or when the pool knows its server parameters */
 static void auth_ok(px_client *c)
 {
+    if (c->admin) {
+        login_free(c);
+        px_admin_welcome(c);
+        return;
+    }
     px_worker *w = c->io.w;
     px_login *lg = c->login;
     const char *server_user = lg->db->user && *lg->db->user ? lg->db->user : c->user;
@@ -923,8 +940,11 @@ static bool ensure_prepared(px_client *c, px_fwd *f, px_stmt *stmt)
 {
     px_server *s = c->server;
     px_worker *w = c->io.w;
-    if (px_sstmts_has(&s->stmts, stmt, true))
+    if (px_sstmts_has(&s->stmts, stmt, true)) {
+        s->pool->stats.prep_hits++;
         return true;
+    }
+    s->pool->stats.prep_misses++; /* the server lacks it: Parse injected (metrics.c) */
     pktbuf *b = &w->tmp;
     pktbuf_reset(b);
     int max = w->cfg->max_prepared_statements;
@@ -954,6 +974,8 @@ static bool get_server(px_client *c, const uint8_t *msg, size_t len)
         return false;
     }
     int node = proxy_route_pick(c, msg, len);
+    if (node < 0)
+        return false; /* waiting for a replica to catch up: route.c reschedules the client */
     px_pool *p = c->pool;
     if (node != p->node_idx) {
         px_pool *rp = px_pool_get(w, p->dbname, p->user, node);
@@ -966,6 +988,8 @@ static bool get_server(px_client *c, const uint8_t *msg, size_t len)
 /* walk a logged-in client's messages; returns the bytes consumed */
 static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
 {
+    if (c->admin)
+        return px_admin_pass(c, data, len);
     px_worker *w = c->io.w;
     size_t pos = 0;
     px_fwd f;
@@ -1020,8 +1044,14 @@ static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
             }
         }
         c->io.need = 0;
+        if (whole && (type == 'Q' || type == 'P' || type == 'B') &&
+            proxy_route_message(c, p, total)) {
+            pos += total; /* answered by the proxy (SET tusk.*) */
+            continue;
+        }
         if (!c->server) {
-            if (!get_server(c, p, whole ? total : avail))
+            /* PAUSE: the message waits in the buffer until RESUME (admin.c) */
+            if (px_admin_paused(c->dbname) || !get_server(c, p, whole ? total : avail))
                 break; /* waiting; the message stays buffered */
             px_fwd_init(&f, &c->server->io);
             tracking = tracking_on(c);

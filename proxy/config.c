@@ -17,9 +17,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
-enum { T_STR, T_INT, T_BOOL, T_TIME, T_POOLMODE, T_AUTHTYPE, T_SSLMODE, T_LIST, T_LOGLEVEL };
+enum {
+    T_STR,
+    T_INT,
+    T_BOOL,
+    T_TIME,
+    T_POOLMODE,
+    T_AUTHTYPE,
+    T_SSLMODE,
+    T_LIST,
+    T_LOGLEVEL,
+    T_PRIMARYREADS
+};
 
 typedef struct keydef {
     const char *name;
@@ -93,6 +105,14 @@ static const keydef keys[] = {
     K("server_tls_key_file", T_STR, server_tls_key_file, "", 0, 0),
     K("server_tls_cert_file", T_STR, server_tls_cert_file, "", 0, 0),
     K("server_tls_ciphers", T_STR, server_tls_ciphers, "", 0, 0),
+    K("lag_poll_ms", T_INT, lag_poll_ms, "100", 1, 60000),
+    K("max_replica_lag_ms", T_INT, max_replica_lag_ms, "0", 0, 2000000000),
+    K("max_replica_lag_bytes", T_INT, max_replica_lag_bytes, "0", 0, 2000000000),
+    K("replica_wait_ms", T_INT, replica_wait_ms, "50", 0, 600000),
+    K("primary_reads", T_PRIMARYREADS, primary_reads, "overflow", 0, 0),
+    K("unsafe_functions", T_STR, unsafe_functions, "", 0, 0),
+    K("monitor_user", T_STR, monitor_user, "", 0, 0),
+    K("monitor_password", T_STR, monitor_password, "", 0, 0),
 };
 
 /* pgbouncer keys tusk accepts and does not use (said once at info level, not as a warning) */
@@ -346,6 +366,9 @@ static int handle_key(void *ctx, const char *section, const char *key, const cha
         return parse_db(cfg, key, value, err, errlen);
     if (strcmp(section, "users") == 0)
         return parse_user(cfg, key, value, err, errlen);
+    /* one tusk.ini serves all three roles: the other roles' sections are theirs */
+    if (strcmp(section, "fanout") == 0 || strcmp(section, "api") == 0)
+        return 0;
     log_warning("config line %d: section [%s] is not used by tusk; \"%s\" ignored", lineno, section,
                 key);
     cfg->n_warnings++;
@@ -401,6 +424,16 @@ static int set_key(px_config *cfg, const keydef *k, const char *value, char *err
             return -1;
         }
         *(double *)field = t;
+        return 0;
+    }
+    case T_PRIMARYREADS: {
+        int m = px_parse_primary_reads(value);
+        if (m < 0) {
+            snprintf(err, errlen, "%s: expected off, on or overflow, got \"%.64s\"", k->name,
+                     value);
+            return -1;
+        }
+        *(int *)field = m;
         return 0;
     }
     case T_POOLMODE: {
@@ -482,6 +515,8 @@ static int db_key(void *ctx, const char *key, const char *value, char *err, size
         str = &d->application_name;
     else if (strcmp(key, "replicas") == 0)
         str = &dc->replicas;
+    else if (strcmp(key, "replica_weights") == 0)
+        str = &d->replica_weights;
     else if (strcmp(key, "host") == 0)
         str = &dc->host;
     if (str) {
@@ -506,6 +541,21 @@ static int db_key(void *ctx, const char *key, const char *value, char *err, size
         return parse_int_field(key, value, &d->reserve_pool, err, errlen);
     if (strcmp(key, "max_db_connections") == 0)
         return parse_int_field(key, value, &d->max_db_connections, err, errlen);
+    if (strcmp(key, "max_replica_lag_ms") == 0)
+        return parse_int_field(key, value, &d->max_replica_lag_ms, err, errlen);
+    if (strcmp(key, "max_replica_lag_bytes") == 0)
+        return parse_int_field(key, value, &d->max_replica_lag_bytes, err, errlen);
+    if (strcmp(key, "replica_wait_ms") == 0)
+        return parse_int_field(key, value, &d->replica_wait_ms, err, errlen);
+    if (strcmp(key, "primary_reads") == 0) {
+        d->primary_reads = px_parse_primary_reads(value);
+        if (d->primary_reads < 0) {
+            snprintf(err, errlen, "primary_reads: expected off, on or overflow, got \"%.64s\"",
+                     value);
+            return -1;
+        }
+        return 0;
+    }
     if (strcmp(key, "pool_mode") == 0) {
         d->pool_mode = parse_pool_mode(value);
         if (d->pool_mode < 0) {
@@ -576,6 +626,8 @@ static int parse_db(px_config *cfg, const char *name, const char *value, char *e
     d->name = xstrdup(name);
     d->pool_size = d->min_pool_size = d->reserve_pool = d->max_db_connections = -1;
     d->pool_mode = -1;
+    d->max_replica_lag_ms = d->max_replica_lag_bytes = d->replica_wait_ms = -1;
+    d->primary_reads = -1;
     cfg->n_dbs++;
     db_ctx dc = {.cfg = cfg, .db = d, .port = 5432};
     int rc = connstr_parse(value, db_key, &dc, err, errlen);
@@ -688,6 +740,18 @@ static bool parse_time(const char *s, double *out)
     else
         return false;
     return true;
+}
+
+/* primary_reads = off|on|overflow; -1 if none of them */
+int px_parse_primary_reads(const char *s)
+{
+    if (strcasecmp(s, "off") == 0 || strcasecmp(s, "false") == 0 || strcmp(s, "0") == 0)
+        return PX_PRIMARY_READS_OFF;
+    if (strcasecmp(s, "on") == 0 || strcasecmp(s, "true") == 0 || strcmp(s, "1") == 0)
+        return PX_PRIMARY_READS_ON;
+    if (strcasecmp(s, "overflow") == 0)
+        return PX_PRIMARY_READS_OVERFLOW;
+    return -1;
 }
 
 static int parse_pool_mode(const char *s)
@@ -856,6 +920,7 @@ static void free_db(px_db *d)
     free(d->datestyle);
     free(d->timezone);
     free(d->application_name);
+    free(d->replica_weights);
     for (int i = 0; i < d->n_nodes; i++)
         free(d->nodes[i].host);
     free(d->nodes);
@@ -869,4 +934,63 @@ static char *xstrdup(const char *s)
         abort();
     }
     return d;
+}
+
+/* ---- key table access for the admin console (SHOW CONFIG, SET) ---- */
+
+/* number of [pgbouncer] keys tusk knows */
+int px_config_key_count(void)
+{
+    return (int)(sizeof(keys) / sizeof(keys[0]));
+}
+
+/* name of key i */
+const char *px_config_key_name(int i)
+{
+    return keys[i].name;
+}
+
+/* default value of key i as text */
+const char *px_config_key_default(int i)
+{
+    return keys[i].def;
+}
+
+/* value of key i in cfg as text (as SHOW CONFIG prints it) */
+void px_config_key_value(const px_config *cfg, int i, char *buf, size_t cap)
+{
+    const void *field = (const char *)cfg + keys[i].off;
+    switch (keys[i].type) {
+    case T_STR:
+    case T_LIST: {
+        const char *s = *(char *const *)field;
+        snprintf(buf, cap, "%s", s ? s : "");
+        return;
+    }
+    case T_BOOL:
+        snprintf(buf, cap, "%d", *(const bool *)field ? 1 : 0);
+        return;
+    case T_TIME:
+        snprintf(buf, cap, "%g", *(const double *)field);
+        return;
+    case T_POOLMODE:
+        snprintf(buf, cap, "%s", px_pool_mode_name(*(const int *)field));
+        return;
+    case T_AUTHTYPE:
+        snprintf(buf, cap, "%s", px_auth_type_name(*(const int *)field));
+        return;
+    default:
+        snprintf(buf, cap, "%d", *(const int *)field);
+        return;
+    }
+}
+
+/* set key to value in cfg (a private copy not yet shared with workers) */
+int px_config_set(px_config *cfg, const char *key, const char *value, char *err, size_t errlen)
+{
+    for (int i = 0; i < px_config_key_count(); i++)
+        if (strcasecmp(keys[i].name, key) == 0)
+            return set_key(cfg, &keys[i], value, err, errlen);
+    snprintf(err, errlen, "unknown setting: %.64s", key);
+    return -1;
 }

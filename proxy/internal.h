@@ -33,6 +33,7 @@
 #define PX_MAX_LOGIN_MSG 8192        /* password / SASL messages */
 #define PX_MAX_WHOLE_MSG (16u << 20) /* messages the proxy must see whole (Parse text) */
 #define PX_MAX_WORKERS 64
+#define PX_HIST_BUCKETS 12 /* latency histogram buckets of px_stats */
 #define PX_DEFAULT_PKT_BUF 32768
 #define PX_PROTO_V3 196608u
 #define PX_SSL_REQUEST 80877103u
@@ -158,6 +159,9 @@ typedef struct px_db {
     char *client_encoding, *datestyle, *timezone, *application_name;
     px_node *nodes; /* [0] primary, then the replicas */
     int n_nodes;
+    /* routing (route.c); -1 / NULL = the [pgbouncer] value */
+    char *replica_weights; /* comma list of weights, one per replica */
+    int max_replica_lag_ms, max_replica_lag_bytes, replica_wait_ms, primary_reads;
 } px_db;
 
 /* one [users] entry */
@@ -221,7 +225,16 @@ typedef struct px_config {
     px_usercfg *users;
     int n_users;
     int n_warnings; /* keys accepted but not used */
+    /* routing (route.c) */
+    int lag_poll_ms, max_replica_lag_ms, max_replica_lag_bytes, replica_wait_ms;
+    int primary_reads; /* PX_PRIMARY_READS_* */
+    char *unsafe_functions;
+    char *monitor_user, *monitor_password;
 } px_config;
+
+enum { PX_PRIMARY_READS_OFF = 0, PX_PRIMARY_READS_ON, PX_PRIMARY_READS_OVERFLOW };
+/* "off" / "on" / "overflow" -> PX_PRIMARY_READS_*, -1 if none */
+int px_parse_primary_reads(const char *s);
 
 /* load FILE; NULL with the reason in err. Unknown keys are warnings, never errors. */
 px_config *px_config_load(const char *path, char *err, size_t errlen);
@@ -239,6 +252,13 @@ const px_db *px_config_find_db(const px_config *cfg, const char *name);
 const px_usercfg *px_config_find_user(const px_config *cfg, const char *name);
 /* is name (a startup parameter) in ignore_startup_parameters? */
 bool px_config_ignored_param(const px_config *cfg, const char *name);
+/* the [pgbouncer] keys, for SHOW CONFIG and SET (admin.c): count, name / default of key i,
+ * its value in cfg as text, and setting it (0 ok, -1 bad value or unknown key, err set) */
+int px_config_key_count(void);
+const char *px_config_key_name(int i);
+const char *px_config_key_default(int i);
+void px_config_key_value(const px_config *cfg, int i, char *buf, size_t cap);
+int px_config_set(px_config *cfg, const char *key, const char *value, char *err, size_t errlen);
 /* names for log lines and SHOW CONFIG */
 const char *px_pool_mode_name(int mode);
 const char *px_auth_type_name(int type);
@@ -506,7 +526,12 @@ typedef struct px_stats {
     uint64_t bytes_received, bytes_sent; /* from / to clients */
     uint64_t xact_time_us, query_time_us, wait_time_us;
     uint64_t errors;
+    uint64_t prep_hits, prep_misses; /* prepared statement found on the server / injected */
+    /* latency histograms (admin.h adm_hist_bounds; last = above every bound), for /metrics */
+    uint64_t xact_hist[PX_HIST_BUCKETS + 1], query_hist[PX_HIST_BUCKETS + 1];
 } px_stats;
+/* bucket of a duration in seconds (adminsnap.c) */
+int px_hist_bucket(double seconds);
 
 enum {
     CL_LOGIN = 1, /* startup packet, TLS, password exchange */
@@ -539,6 +564,8 @@ typedef struct px_client {
     char *user;   /* login name */
     char *dbname; /* database name as the client gave it */
     char addr[64];
+    uint8_t admin; /* admin console client: 1 stats_users, 2 admin_users (admin.c) */
+    struct px_rclient *rt; /* route.c: routing state, NULL until the first query */
 } px_client;
 
 enum {
@@ -574,6 +601,13 @@ typedef struct px_server {
     pktbuf *fatal_msg;    /* the FATAL ErrorResponse held back (transaction mode) */
     pktbuf *authq_result; /* INTQ_AUTH: the password column */
     bool authq_null, authq_found;
+    bool rt_hold_ready; /* route.c: the client's ReadyForQuery waits for the commit LSN */
+    uint64_t rt_lsn;    /* INTQ_LSN: the answer */
+    bool rt_sent;       /* route.c: the client got a response of this transaction */
+    bool rt_retry;      /* route.c: 25006 swallowed; the statement re-runs on the primary */
+    pktbuf *rt_held_t;  /* route.c: RowDescription held until the statement runs */
+    char *rt_sets;      /* route.c: untracked session SETs this server has (script) */
+    char *rt_set_names; /* route.c: their names, one per line */
 } px_server;
 
 /* process-wide counters of one (database, user, node), shared by the workers */
@@ -631,7 +665,7 @@ typedef struct px_pool {
 /* worker.c / main.c                                                                           */
 /* ------------------------------------------------------------------------------------------ */
 
-enum { WMSG_RELOAD = 1, WMSG_CANCEL, WMSG_SHUTDOWN, WMSG_REBALANCE };
+enum { WMSG_RELOAD = 1, WMSG_CANCEL, WMSG_SHUTDOWN, WMSG_REBALANCE, WMSG_CALL };
 
 typedef struct px_wmsg {
     struct px_wmsg *next;
@@ -641,6 +675,9 @@ typedef struct px_wmsg {
     uint64_t client_id;
     uint32_t pid, key;
     int how; /* SHUTDOWN: 0 immediate, 1 graceful */
+    /* CALL: run fn(worker, arg) in the worker's thread (admin.c: snapshots, console replies) */
+    void (*fn)(struct px_worker *w, void *arg);
+    void *arg;
 } px_wmsg;
 
 typedef struct px_listener {
@@ -849,12 +886,41 @@ px_route_db *px_route_db_find(const char *name);
  * process runs; a replaced topology is kept until exit) */
 px_route_db *px_route_db_next(px_route_db *prev);
 
-/* node index (0 = primary) for a client's next transaction, given its first message */
+/* node index (0 = configured primary) for a client's next transaction, given its first message;
+ * -1 = the client waits for a replica to catch up (its message stays buffered; route.c
+ * reschedules it) */
 int proxy_route_pick(const px_client *c, const uint8_t *msg, size_t len);
 /* a transaction finished on s (ReadyForQuery 'I', nothing outstanding), before s goes back to
  * the pool: true when s may be released now, false when the hook queued its own query (s is
  * released when that query completes). The commit-LSN capture goes here. */
 bool proxy_txn_finished(px_server *s);
+/* (re)build the routing state of every [databases] entry: start-up and reload (main thread) */
+void px_route_configure(px_config *cfg);
+/* a client message the router looks at ('Q', 'P', 'B', whole): classify it, track session
+ * state; true when the proxy answered it itself (SET tusk.*) and it must not be forwarded */
+bool proxy_route_message(px_client *c, const uint8_t *msg, size_t len);
+/* the client is being freed */
+void proxy_route_client_free(px_client *c);
+/* s died while running a client's autocommit Query on a replica before anything of the answer
+ * reached the client: true when the Query was put back into the client's input for the
+ * primary (the client is then not told about the loss) */
+bool proxy_route_requeue(px_server *s);
+/* the replica pool p cannot log in: true when c (waiting for p) was sent back to be routed to
+ * the primary instead of getting the error */
+bool proxy_route_pool_failed(px_client *c, px_pool *p);
+/* c was just linked to s (transaction mode): replay the client's other SETs where s differs */
+void proxy_route_sync_sets(px_server *s, px_client *c);
+/* the ReadyForQuery 'I' ending a transaction on s: true to hold it back until the commit LSN
+ * is known (proxy_txn_finished then queries it) */
+bool proxy_route_hold_ready(px_server *s);
+/* INTQ_LSN: its DataRow, and its end (sends the held ReadyForQuery, releases s) */
+void proxy_route_lsn_row(px_server *s, const uint8_t *body, size_t len);
+void proxy_route_lsn_done(px_server *s, bool failed);
+/* an ErrorResponse for a client's statement (25006 on a replica: remember it as a write) */
+bool proxy_route_server_error(px_server *s, const uint8_t *body, size_t len);
+/* a response to forward on s: true when route.c keeps it (a RowDescription held while a
+ * replica may still refuse the statement with 25006); otherwise it first sends what it held */
+bool proxy_route_forward(px_server *s, px_fwd *f, uint8_t type, const uint8_t *msg, size_t len);
 
 /* ------------------------------------------------------------------------------------------ */
 /* cancel.c                                                                                    */

@@ -4,6 +4,7 @@
  * transactions up to shutdown_wait_timeout). The main thread only handles signals; all
  * traffic runs in the workers.
  */
+#include "proxy/admin.h"
 #include "proxy/internal.h"
 
 #include <errno.h>
@@ -88,6 +89,7 @@ static px_config *load(const char *path)
         log_error("%s", err);
         return NULL;
     }
+    px_admin_apply_overrides(cfg); /* SET from the admin console survives reloads */
     if (!px_config_prepare(cfg, err, sizeof(err))) {
         log_error("%s", err);
         px_config_unref(cfg);
@@ -152,9 +154,16 @@ int proxy_main(int argc, char **argv)
     sigaddset(&set, SIGQUIT);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* workers inherit the mask */
     atomic_store(&px_g.cfg, cfg);
+    px_route_configure(cfg);
     char err[512];
     if (!px_workers_start(cfg, cfg->workers, err, sizeof(err))) {
         log_error("%s", err);
+        return 1;
+    }
+    if (!px_admin_start(cfg, err, sizeof(err))) {
+        log_error("%s", err);
+        px_workers_broadcast(WMSG_SHUTDOWN, 0, NULL);
+        px_workers_join();
         return 1;
     }
     if (cfg->pidfile && *cfg->pidfile && !write_pidfile(cfg->pidfile))
@@ -185,6 +194,7 @@ int proxy_main(int argc, char **argv)
                             "restart");
             apply_logging(nc, verbose, quiet);
             atomic_store(&px_g.cfg, nc);
+            px_route_configure(nc);
             px_workers_broadcast(WMSG_RELOAD, 0, nc);
             px_config_unref(old);
         } else if (sig == SIGINT && !stopping) {
@@ -198,6 +208,7 @@ int proxy_main(int argc, char **argv)
             px_workers_broadcast(WMSG_SHUTDOWN, 0, NULL);
         }
     }
+    px_admin_stop(); /* nothing posts to the workers any more */
     px_workers_join();
     px_config *last = atomic_load(&px_g.cfg);
     if (last->pidfile && *last->pidfile)

@@ -344,6 +344,8 @@ static void link_pair(px_pool *p, px_server *s, px_client *c)
     s->last_used = now;
     if (!c->authq && !px_server_sync_vars(s, c))
         log_warning("could not queue SET for session parameters");
+    if (!c->authq && c->rt)
+        proxy_route_sync_sets(s, c);
     if (s->io.read_paused)
         px_conn_resume(&s->io);
 }
@@ -374,7 +376,8 @@ bool px_pool_acquire(px_pool *p, px_client *c)
         return true;
     }
     if (in_retry_backoff(p)) {
-        px_client_fail_raw(c, p->last_error.data, p->last_error.len);
+        if (!proxy_route_pool_failed(c, p))
+            px_client_fail_raw(c, p->last_error.data, p->last_error.len);
         return false;
     }
     c->wait_start = px_now(w);
@@ -507,7 +510,8 @@ void px_pool_server_gone(px_pool *p, const uint8_t *err, size_t errlen)
             }
             while (!px_list_empty(&p->waiting_clients)) {
                 px_client *c = container_of(p->waiting_clients.next, px_client, node);
-                px_client_fail_raw(c, err, errlen);
+                if (!proxy_route_pool_failed(c, p))
+                    px_client_fail_raw(c, err, errlen);
             }
         }
         return;

@@ -242,6 +242,12 @@ void px_server_close(px_server *s, const char *reason)
 /* free a closed server (end of the loop pass) */
 void px_server_free(px_server *s)
 {
+    if (s->rt_held_t) {
+        pktbuf_free(s->rt_held_t);
+        free(s->rt_held_t);
+    }
+    free(s->rt_sets);
+    free(s->rt_set_names);
     free(s);
 }
 
@@ -297,6 +303,7 @@ static void server_lost(px_server *s, const char *why)
     }
     pktbuf *fm = s->fatal_msg;
     s->fatal_msg = NULL;
+    bool again = c && outstanding == 1 && ready == 1 && proxy_route_requeue(s);
     if (c) {
         s->client = NULL;
         c->server = NULL;
@@ -304,8 +311,16 @@ static void server_lost(px_server *s, const char *why)
     log_info("server connection %s/%s (pid %u) lost: %s", s->pool->dbname, s->pool->user,
              s->backend_pid, why);
     px_server_close(s, why);
-    if (c)
+    if (c && again) {
+        /* the statement runs again elsewhere: the client never learns of the loss */
+        px_pool_client_set_state(c, CL_IDLE, c->pool);
+        if (c->io.read_paused)
+            px_conn_resume(&c->io);
+        else
+            px_conn_schedule(&c->io);
+    } else if (c) {
         px_client_server_lost(c, outstanding, ready, fm ? fm->data : NULL, fm ? fm->len : 0);
+    }
     if (fm) {
         pktbuf_free(fm);
         free(fm);
@@ -908,6 +923,7 @@ static void internal_done(px_server *s, int purpose, bool failed)
         break;
     }
     case INTQ_LSN:
+        proxy_route_lsn_done(s, failed);
         break;
     }
 }
@@ -926,6 +942,7 @@ static void at_boundary(px_server *s)
     if (s->txn_status == 'I') {
         st->xact_count++;
         st->xact_time_us += (uint64_t)((now - c->xact_start) * 1e6);
+        st->xact_hist[px_hist_bucket(now - c->xact_start)]++;
     }
     if (c->close_after_txn || (w->shutting_down && s->txn_status == 'I')) {
         if (s->txn_status == 'I') {
@@ -1039,6 +1056,8 @@ static size_t data_pass(px_server *s, const uint8_t *data, size_t len)
                 e->flags |= EXPF_FAILED;
                 break;
             }
+            if (c && proxy_route_server_error(s, body, blen))
+                forward = false; /* 25006 on a replica: re-run on the primary */
             if (!e || e->kind == EXP_SYNC || e->kind == EXP_QUERY)
                 break;
             /* extended protocol: the server skips to the next Sync; so do we */
@@ -1081,8 +1100,14 @@ static size_t data_pass(px_server *s, const uint8_t *data, size_t len)
             if (c) {
                 c->txn_status = (char)status;
                 s->pool->stats.query_time_us += (uint64_t)((px_now(w) - c->query_start) * 1e6);
-                px_fwd_bytes(&f, p, total);
-                sent += total;
+                s->pool->stats.query_hist[px_hist_bucket(px_now(w) - c->query_start)]++;
+                if (!s->rt_retry)
+                    proxy_route_forward(s, &f, 'Z', NULL, 0);
+                if (!(s->qlen == 0 && status == 'I' &&
+                      (s->rt_retry || proxy_route_hold_ready(s)))) {
+                    px_fwd_bytes(&f, p, total);
+                    sent += total;
+                }
                 px_server_emit_fakes(s, &f);
             }
             if (s->qlen == 0) {
@@ -1127,13 +1152,16 @@ static size_t data_pass(px_server *s, const uint8_t *data, size_t len)
         case 'D':
             if (internal && e->purpose == INTQ_AUTH)
                 authq_row(s, body, blen);
+            else if (internal && e->purpose == INTQ_LSN)
+                proxy_route_lsn_row(s, body, blen);
             break;
         default:
             break;
         }
-        if (forward && c) {
+        if (forward && c && (internal || !proxy_route_forward(s, &f, type, p, total))) {
             px_fwd_bytes(&f, p, total);
             sent += total;
+            s->rt_sent |= !internal;
         }
         if (s->qlen &&
             (s->q[s->qhead].kind == EXP_FAKE_PARSE || s->q[s->qhead].kind == EXP_FAKE_CLOSE))

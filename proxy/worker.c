@@ -291,6 +291,19 @@ void px_workers_join(void)
         if (!w)
             continue;
         pthread_join(w->thread, NULL);
+        /* messages that came after the loop ended: run the calls (their owner waits for or
+         * frees the argument; the thread is gone, so this thread owns the worker now) */
+        px_wmsg *m = w->inbox;
+        w->inbox = NULL;
+        while (m) {
+            px_wmsg *next = m->next;
+            if (m->kind == WMSG_CALL)
+                m->fn(w, m->arg);
+            if (m->cfg)
+                px_config_unref(m->cfg);
+            free(m);
+            m = next;
+        }
         for (int j = 0; j < w->n_listeners; j++)
             if (!w->listeners[j].is_unix && w->listeners[j].fd >= 0)
                 close(w->listeners[j].fd);
@@ -477,6 +490,9 @@ static void wake_cb(struct ev_loop *loop, ev_async *a, int revents)
         case WMSG_REBALANCE:
             for (px_pool *p = w->pools; p; p = p->next)
                 px_pool_kick(p);
+            break;
+        case WMSG_CALL:
+            m->fn(w, m->arg);
             break;
         case WMSG_SHUTDOWN:
             if (!w->shutting_down)

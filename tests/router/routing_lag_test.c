@@ -1,0 +1,235 @@
+/*
+ * Integration test of lag-aware routing and read-your-writes in tusk proxy against the real
+ * primary and two replicas. It pauses replay on replica1 and stops replica2, so it runs alone
+ * (SERIAL) and leaves both running again. Where statements ran is read from the server side.
+ * The read-your-writes runs use bench/ryw/ryw_check (built by CMake as routing_ryw_check):
+ * zero stale reads through the proxy with replica1 paused, and the checker's negative control
+ * (reads straight from the paused replica) must report stale reads, proving it can fail.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/support/support.h"
+
+#ifndef RYW_CHECK_BIN
+#error RYW_CHECK_BIN must name the ryw_check binary
+#endif
+
+static svc_proc proxy;
+static int pport, r1port, r2port;
+
+static PGconn *connect_to(int port, const char *user)
+{
+    char ci[256];
+    snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=tusk user=%s password=tusk", port,
+             user);
+    PGconn *c = PQconnectdb(ci);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("connect %d: %s", port, PQerrorMessage(c));
+    return c;
+}
+
+static void exec_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+}
+
+static int port_of(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    int p = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return p;
+}
+
+/* how many of n autocommit reads through the proxy ran on port */
+static int reads_on(PGconn *c, int port, int n)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        k += port_of(c, "SELECT inet_server_port()") == port;
+    return k;
+}
+
+static void replay(int port, bool pause)
+{
+    PGconn *c = connect_to(port, "postgres");
+    exec_ok(c, pause ? "SELECT pg_wal_replay_pause()" : "SELECT pg_wal_replay_resume()");
+    PQfinish(c);
+}
+
+static int run_ryw(const char *args)
+{
+    int rc = svc_sh("%s -h 127.0.0.1 -d tusk -U tusk -P tusk --table routing_ryw %s", RYW_CHECK_BIN,
+                    args);
+    return rc;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    pport = svc_env_int("TUSK_PG_PRIMARY_PORT");
+    r1port = svc_env_int("TUSK_PG_REPLICA1_PORT");
+    r2port = svc_env_int("TUSK_PG_REPLICA2_PORT");
+    int port = svc_free_port();
+    char ini[2048];
+    snprintf(ini, sizeof(ini),
+             "[databases]\n"
+             "tusk = host=127.0.0.1 port=%d dbname=tusk user=tusk password=tusk "
+             "replicas=127.0.0.1:%d,127.0.0.1:%d\n"
+             "[pgbouncer]\n"
+             "listen_addr = 127.0.0.1\nlisten_port = %d\nunix_socket_dir =\n"
+             "auth_type = trust\npool_mode = transaction\nworkers = 2\n"
+             "lag_poll_ms = 50\nmax_replica_lag_ms = 300\nreplica_wait_ms = 50\n"
+             "server_connect_timeout = 2\n",
+             pport, r1port, r2port, port);
+    if (!svc_start_role(&proxy, "proxy", ini, port))
+        return -1;
+    usleep(400 * 1000);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    replay(r1port, false);
+    {
+        int st = svc_stop_role(&proxy, 15);
+        if (st != 0) {
+            fprintf(stderr, "tusk proxy exited with status %d (sanitizer report?)\n", st);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* replica1 paused: excluded once over max_replica_lag_ms, back after resume */
+static void test_paused_replica(void **state)
+{
+    (void)state;
+    PGconn *c = connect_to(proxy.port, "tusk");
+    PGconn *w = connect_to(pport, "tusk");
+    exec_ok(w, "CREATE TABLE IF NOT EXISTS routing_lag (id serial primary key, t timestamptz)");
+    double dl0 = svc_now_ms() + 5000; /* a previous run may have left it behind */
+    bool used = false;
+    while (!used && svc_now_ms() < dl0)
+        used = reads_on(c, r1port, 20) > 0 || (usleep(100 * 1000), false);
+    assert_true(used);
+    replay(r1port, true);
+    /* keep WAL moving so the lag grows: over 300 ms within about a second */
+    double dl = svc_now_ms() + 5000;
+    bool excluded = false;
+    while (svc_now_ms() < dl && !excluded) {
+        exec_ok(w, "INSERT INTO routing_lag (t) VALUES (now())");
+        usleep(50 * 1000);
+        excluded = svc_now_ms() > 0 && reads_on(c, r1port, 10) == 0;
+    }
+    assert_true(excluded);
+    for (int i = 0; i < 5; i++)
+        exec_ok(w, "INSERT INTO routing_lag (t) VALUES (now())");
+    assert_int_equal(reads_on(c, r1port, 40), 0); /* stays out while paused */
+
+    /* read-your-writes with replica1 paused: zero stale reads, same session and token */
+    char args[256];
+    snprintf(args, sizeof(args), "-p %d -c 4 -T 3 -m same", proxy.port);
+    assert_int_equal(run_ryw(args), 0);
+    snprintf(args, sizeof(args), "-p %d -c 4 -T 3 -m token", proxy.port);
+    assert_int_equal(run_ryw(args), 0);
+    /* negative control: the checker sees staleness when reads go to the paused replica */
+    snprintf(args, sizeof(args), "-p %d -c 2 -n 50 -m same --sync-wait 1 --read-port %d",
+             proxy.port, r1port);
+    assert_int_equal(run_ryw(args), 1); /* 1 = stale reads found */
+
+    replay(r1port, false);
+    dl = svc_now_ms() + 5000;
+    bool back = false;
+    while (svc_now_ms() < dl && !back) {
+        usleep(100 * 1000);
+        back = reads_on(c, r1port, 20) > 0;
+    }
+    assert_true(back);
+    PQfinish(w);
+    PQfinish(c);
+}
+
+/* a stopped replica: new statements go elsewhere at once, without client errors */
+static void test_stopped_replica(void **state)
+{
+    (void)state;
+    PGconn *c = connect_to(proxy.port, "tusk");
+    assert_true(reads_on(c, r2port, 20) > 0); /* pooled connections to replica2 exist */
+    assert_int_equal(svc_node("stop", "replica2"), 0);
+    int errors = 0;
+    for (int i = 0; i < 200; i++) {
+        PGresult *r = PQexec(c, "SELECT inet_server_port()");
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            errors++;
+            if (PQstatus(c) != CONNECTION_OK)
+                PQreset(c);
+        } else {
+            assert_int_not_equal(atoi(PQgetvalue(r, 0, 0)), r2port);
+        }
+        PQclear(r);
+    }
+    assert_int_equal(svc_node("start", "replica2"), 0);
+    assert_int_equal(errors, 0);
+    double dl = svc_now_ms() + 15000;
+    bool back = false;
+    while (svc_now_ms() < dl && !back) {
+        usleep(200 * 1000);
+        back = reads_on(c, r2port, 20) > 0;
+    }
+    assert_true(back);
+    PQfinish(c);
+}
+
+/* a replica stopped under pgbench load through the proxy: statements that had not sent anything
+ * to their client yet run again on another node, so pgbench sees no error at all */
+static void test_stop_under_load(void **state)
+{
+    (void)state;
+    char *script = svc_write_temp(".sql", "SELECT inet_server_port();\n");
+    char log[] = "/tmp/tusk-routing-pgbench-XXXXXX";
+    int fd = mkstemp(log);
+    assert_true(fd >= 0);
+    close(fd);
+    int rc = svc_sh("(sleep 1.5; '%s/scripts/services' node '%s' stop replica2 >/dev/null 2>&1) & "
+                    "PGPASSWORD=tusk '%s/pgbench' -n -f '%s' -c 8 -j 2 -T 4 -h 127.0.0.1 -p %d "
+                    "-U tusk tusk > '%s' 2>&1; rc=$?; wait; exit $rc",
+                    svc_env("TUSK_SOURCE_DIR"), svc_env("TUSK_SVC_DIR"), svc_env("TUSK_PG_BIN"),
+                    script, proxy.port, log);
+    assert_int_equal(svc_node("start", "replica2"), 0);
+    int bad = svc_sh("grep -q 'aborted\\|error\\|failed transactions: [1-9]' '%s'", log);
+    if (rc != 0 || bad == 0)
+        svc_sh("cat '%s' >&2", log);
+    unlink(log);
+    unlink(script);
+    free(script);
+    assert_int_equal(rc, 0);
+    assert_int_not_equal(bad, 0); /* grep found nothing */
+}
+
+int main(void)
+{
+    svc_env("TUSK_PG_REPLICA2_PORT");
+    svc_env("TUSK_BIN");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_paused_replica),
+        cmocka_unit_test(test_stopped_replica),
+        cmocka_unit_test(test_stop_under_load),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,350 @@
+/*
+ * Integration test of replica routing in tusk proxy (proxy/route.c) against the real primary
+ * and two streaming replicas, in transaction mode: where each statement ran is read from the
+ * server side (inet_server_port() in the statement itself), never from the proxy's counters.
+ * Covers reads / writes, transactions, BEGIN READ ONLY, session read-only default, overrides,
+ * SET tusk.*, pins, the extended protocol, and the tusk.commit_lsn ParameterStatus.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "router/router.h"
+#include "tests/support/support.h"
+
+static svc_proc proxy;
+static int pport, r1port, r2port;
+
+static PGconn *connect_proxy(void)
+{
+    char ci[256];
+    snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=tusk user=tusk password=tusk",
+             proxy.port);
+    PGconn *c = PQconnectdb(ci);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("connect proxy: %s", PQerrorMessage(c));
+    return c;
+}
+
+static void exec_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+}
+
+/* the server port that ran sql (its first column must be inet_server_port()) */
+static int port_of(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    int p = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return p;
+}
+
+static bool is_replica(int port)
+{
+    return port == r1port || port == r2port;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    pport = svc_env_int("TUSK_PG_PRIMARY_PORT");
+    r1port = svc_env_int("TUSK_PG_REPLICA1_PORT");
+    r2port = svc_env_int("TUSK_PG_REPLICA2_PORT");
+    int port = svc_free_port();
+    char ini[2048];
+    snprintf(ini, sizeof(ini),
+             "[databases]\n"
+             "tusk = host=127.0.0.1 port=%d dbname=tusk user=tusk password=tusk "
+             "replicas=127.0.0.1:%d,127.0.0.1:%d\n"
+             "[pgbouncer]\n"
+             "listen_addr = 127.0.0.1\nlisten_port = %d\nunix_socket_dir =\n"
+             "auth_type = trust\npool_mode = transaction\nworkers = 2\n"
+             "max_replica_lag_ms = 2000\nreplica_wait_ms = 50\n",
+             pport, r1port, r2port, port);
+    if (!svc_start_role(&proxy, "proxy", ini, port))
+        return -1;
+    usleep(400 * 1000); /* the monitors learn the roles */
+    PGconn *c = connect_proxy();
+    exec_ok(c, "CREATE TABLE IF NOT EXISTS routing_t (id int primary key, v int)");
+    exec_ok(c, "DELETE FROM routing_t");
+    PQfinish(c);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    {
+        int st = svc_stop_role(&proxy, 15);
+        if (st != 0) {
+            fprintf(stderr, "tusk proxy exited with status %d (sanitizer report?)\n", st);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* autocommit reads spread over both replicas; writes run on the primary */
+static void test_reads_and_writes(void **state)
+{
+    (void)state;
+    PGconn *c = connect_proxy();
+    int seen1 = 0, seen2 = 0;
+    for (int i = 0; i < 40; i++) {
+        int p = port_of(c, "SELECT inet_server_port()");
+        assert_true(is_replica(p));
+        seen1 += p == r1port;
+        seen2 += p == r2port;
+    }
+    assert_true(seen1 > 0 && seen2 > 0);
+    assert_int_equal(port_of(c, "INSERT INTO routing_t VALUES (1, 1) RETURNING inet_server_port()"),
+                     pport);
+    /* a locking read and nextval() are not replica-safe */
+    assert_int_equal(port_of(c, "SELECT inet_server_port() FROM routing_t FOR UPDATE"), pport);
+    exec_ok(c, "CREATE SEQUENCE IF NOT EXISTS routing_seq");
+    assert_int_equal(port_of(c, "SELECT inet_server_port(), nextval('routing_seq')"), pport);
+    PQfinish(c);
+}
+
+/* read-your-writes: the commit LSN comes back as ParameterStatus, the next read sees the row */
+static void test_commit_lsn(void **state)
+{
+    (void)state;
+    PGconn *c = connect_proxy();
+    for (int i = 0; i < 50; i++) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "INSERT INTO routing_t VALUES (%d, %d)", 100 + i, i);
+        exec_ok(c, sql);
+        const char *lsn = PQparameterStatus(c, "tusk.commit_lsn");
+        uint64_t v;
+        assert_non_null(lsn);
+        assert_true(router_parse_lsn(lsn, &v) && v > 0);
+        snprintf(sql, sizeof(sql), "SELECT v, pg_is_in_recovery() FROM routing_t WHERE id = %d",
+                 100 + i);
+        PGresult *r = PQexec(c, sql);
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_int_equal(PQntuples(r), 1);
+        assert_int_equal(atoi(PQgetvalue(r, 0, 0)), i);
+        PQclear(r);
+    }
+    /* SHOW tusk.commit_lsn answers the floor */
+    PGresult *r = PQexec(c, "SHOW tusk.commit_lsn");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), PQparameterStatus(c, "tusk.commit_lsn"));
+    PQclear(r);
+    PQfinish(c);
+}
+
+static void test_transactions(void **state)
+{
+    (void)state;
+    PGconn *c = connect_proxy();
+    for (int i = 0; i < 5; i++) {
+        exec_ok(c, "BEGIN");
+        assert_int_equal(port_of(c, "SELECT inet_server_port()"), pport);
+        assert_int_equal(port_of(c, "SELECT inet_server_port()"), pport);
+        exec_ok(c, "COMMIT");
+        exec_ok(c, "BEGIN READ ONLY");
+        int p = port_of(c, "SELECT inet_server_port()");
+        assert_true(is_replica(p));
+        assert_int_equal(port_of(c, "SELECT inet_server_port()"), p); /* same node throughout */
+        exec_ok(c, "COMMIT");
+        exec_ok(c, "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+        assert_true(is_replica(port_of(c, "SELECT inet_server_port()")));
+        exec_ok(c, "ROLLBACK");
+    }
+    /* the session's read-only default makes a plain BEGIN read-only */
+    exec_ok(c, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY");
+    exec_ok(c, "BEGIN");
+    assert_true(is_replica(port_of(c, "SELECT inet_server_port()")));
+    exec_ok(c, "COMMIT");
+    exec_ok(c, "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE");
+    exec_ok(c, "BEGIN");
+    assert_int_equal(port_of(c, "SELECT inet_server_port()"), pport);
+    exec_ok(c, "COMMIT");
+    PQfinish(c);
+}
+
+static void test_overrides(void **state)
+{
+    (void)state;
+    PGconn *c = connect_proxy();
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(port_of(c, "/* tusk:primary */ SELECT inet_server_port()"), pport);
+        assert_true(is_replica(port_of(c, "SELECT inet_server_port()")));
+    }
+    exec_ok(c, "SET tusk.route = primary");
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(port_of(c, "SELECT inet_server_port()"), pport);
+    exec_ok(c, "SET tusk.route = auto");
+    assert_true(is_replica(port_of(c, "SELECT inet_server_port()")));
+    /* intercepted: PostgreSQL never sees tusk.route */
+    PGresult *r = PQexec(c, "SELECT current_setting('tusk.route', true)");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_true(PQgetisnull(r, 0, 0) || PQgetvalue(r, 0, 0)[0] == '\0');
+    PQclear(r);
+    r = PQexec(c, "SET tusk.route = sideways");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    PQclear(r);
+    assert_true(is_replica(port_of(c, "SELECT inet_server_port()"))); /* still usable */
+    /* a floor no replica has: waits replica_wait_ms, then the primary */
+    exec_ok(c, "SET tusk.min_lsn = 'FFFF/0'");
+    double t0 = svc_now_ms();
+    assert_int_equal(port_of(c, "SELECT inet_server_port()"), pport);
+    assert_true(svc_now_ms() - t0 >= 45);
+    assert_int_equal(port_of(c, "/* tusk:replica */ SELECT inet_server_port()") != pport, 1);
+    PQfinish(c);
+}
+
+/* a temp table pins the session to the primary */
+static void test_pins(void **state)
+{
+    (void)state;
+    PGconn *c = connect_proxy();
+    assert_true(is_replica(port_of(c, "SELECT inet_server_port()")));
+    exec_ok(c, "CREATE TEMP TABLE routing_tmp (x int)");
+    exec_ok(c, "INSERT INTO routing_tmp VALUES (7)");
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(port_of(c, "SELECT inet_server_port(), x FROM routing_tmp"), pport);
+    exec_ok(c, "LISTEN routing_chan");
+    assert_int_equal(port_of(c, "SELECT inet_server_port()"), pport);
+    PQfinish(c);
+    c = connect_proxy(); /* a new session is free again */
+    assert_true(is_replica(port_of(c, "SELECT inet_server_port()")));
+    PQfinish(c);
+}
+
+/* extended protocol: unnamed and named statements keep their verdict */
+static void test_extended(void **state)
+{
+    (void)state;
+    PGconn *c = connect_proxy();
+    for (int i = 0; i < 5; i++) {
+        PGresult *r = PQexecParams(c, "SELECT inet_server_port(), $1::int", 1, NULL,
+                                   (const char *const[]){"5"}, NULL, NULL, 0);
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_true(is_replica(atoi(PQgetvalue(r, 0, 0))));
+        PQclear(r);
+    }
+    PGresult *r =
+        PQprepare(c, "rd", "SELECT inet_server_port() FROM routing_t WHERE id = $1", 1, NULL);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    r = PQprepare(c, "wr", "INSERT INTO routing_t VALUES ($1::int, 0) RETURNING inet_server_port()",
+                  1, NULL);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    for (int i = 0; i < 5; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "%d", 1000 + i);
+        const char *v[] = {id};
+        r = PQexecPrepared(c, "wr", 1, v, NULL, NULL, 0);
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_int_equal(atoi(PQgetvalue(r, 0, 0)), pport);
+        PQclear(r);
+        assert_non_null(PQparameterStatus(c, "tusk.commit_lsn"));
+        r = PQexecPrepared(c, "rd", 1, v, NULL, NULL, 0);
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_int_equal(PQntuples(r), 1); /* read-your-writes */
+        assert_true(is_replica(atoi(PQgetvalue(r, 0, 0))));
+        PQclear(r);
+    }
+    PQfinish(c);
+}
+
+/* a function the classifier cannot see writing: the replica's 25006 is retried on the primary
+ * without the client seeing it, and the statement goes to the primary from then on */
+static void test_25006_retry(void **state)
+{
+    (void)state;
+    PGconn *c = connect_proxy();
+    exec_ok(c, "CREATE OR REPLACE FUNCTION routing_write() RETURNS int LANGUAGE sql VOLATILE "
+               "AS 'INSERT INTO routing_t VALUES (-1 - (SELECT count(*) FROM routing_t), 0) "
+               "RETURNING inet_server_port()'");
+    usleep(200 * 1000); /* the function reaches the replicas */
+    for (int i = 0; i < 3; i++) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "SELECT routing_write(), %d AS run", i);
+        PGresult *r = PQexec(c, sql);
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_int_equal(PQnfields(r), 2);
+        assert_int_equal(atoi(PQgetvalue(r, 0, 0)), pport);
+        PQclear(r);
+        r = PQexec(c, sql); /* remembered as a write */
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_int_equal(atoi(PQgetvalue(r, 0, 0)), pport);
+        PQclear(r);
+    }
+    assert_true(is_replica(port_of(c, "SELECT inet_server_port()")));
+    PQfinish(c);
+}
+
+static void expect_setting(PGconn *c, const char *name, const char *want, int n)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT current_setting('%s'), inet_server_port()", name);
+    for (int i = 0; i < n; i++) {
+        PGresult *r = PQexec(c, sql);
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_string_equal(PQgetvalue(r, 0, 0), want);
+        PQclear(r);
+    }
+}
+
+/* SETs the proxy does not track as ParameterStatus follow the client from node to node and do
+ * not leak to other clients of the same servers */
+static void test_session_sets(void **state)
+{
+    (void)state;
+    PGconn *a = connect_proxy();
+    PGconn *b = connect_proxy();
+    expect_setting(b, "work_mem", "4MB", 1);
+    exec_ok(a, "SET work_mem = '7MB'");
+    exec_ok(a, "SET statement_timeout TO 12345");
+    for (int i = 0; i < 10; i++) {
+        expect_setting(a, "work_mem", "7MB", 1);
+        expect_setting(b, "work_mem", "4MB", 1);
+        expect_setting(a, "statement_timeout", "12345ms", 1);
+        expect_setting(b, "statement_timeout", "0", 1);
+    }
+    exec_ok(a, "BEGIN");
+    expect_setting(a, "work_mem", "7MB", 1); /* on the primary too */
+    exec_ok(a, "COMMIT");
+    exec_ok(a, "RESET work_mem");
+    expect_setting(a, "work_mem", "4MB", 10);
+    expect_setting(a, "statement_timeout", "12345ms", 4);
+    exec_ok(a, "RESET ALL");
+    expect_setting(a, "statement_timeout", "0", 10);
+    PQfinish(a);
+    PQfinish(b);
+}
+
+int main(void)
+{
+    svc_env("TUSK_PG_REPLICA2_PORT");
+    svc_env("TUSK_BIN");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reads_and_writes),
+        cmocka_unit_test(test_commit_lsn),
+        cmocka_unit_test(test_transactions),
+        cmocka_unit_test(test_overrides),
+        cmocka_unit_test(test_pins),
+        cmocka_unit_test(test_extended),
+        cmocka_unit_test(test_25006_retry),
+        cmocka_unit_test(test_session_sets),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
