@@ -357,7 +357,7 @@ static void test_status_page_screenshot(void **state)
                     dir, dir, png, http_port, dir);
     assert_int_equal(rc, 0);
     set_replay(false);
-    int w_, h_, bpp;
+    int w_ = 0, h_ = 0, bpp = 0;
     uint8_t *img = png_decode(png, &w_, &h_, &bpp);
     assert_int_equal(w_, 1200);
     assert_int_equal(h_, 900);
