@@ -113,9 +113,13 @@ int cache_pg_min_lsn(PGconn *pg, const char *lsn, int mode, char *err, size_t er
     }
     char sql[64];
     snprintf(sql, sizeof(sql), "SET tusk.min_lsn = '%s'", lsn);
-    PGresult *r = cache_pg_exec(pg, sql, 0, NULL, err, errlen);
-    if (!r)
+    /* simple protocol: the proxy intercepts SET tusk.* only in a Query message */
+    PGresult *r = PQexec(pg, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        snprintf(err, errlen, "%s: %s", sql, PQerrorMessage(pg));
+        PQclear(r);
         return -1;
+    }
     PQclear(r);
     return 0;
 }

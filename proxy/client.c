@@ -852,6 +852,10 @@ void px_client_welcome(px_client *c)
     for (int i = 0; i < VAR_COUNT; i++)
         if (c->vars[i])
             pkt_param_status(b, px_var_name(i), c->vars[i]->s);
+    /* a routed database announces its floor from the start, so a client (fanout, api) can
+     * tell at login that SET tusk.min_lsn will be understood */
+    if (px_route_db_find(p->dbname))
+        pkt_param_status(b, "tusk.commit_lsn", "0/0");
     pkt_backend_key(b, c->cancel_pid, c->cancel_key);
     pkt_ready(b, 'I');
     login_free(c);
