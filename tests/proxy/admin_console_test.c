@@ -202,6 +202,23 @@ typedef struct series {
     char key[512];
 } series;
 
+/* Prometheus' own linter, from Debian's prometheus package (scripts/install): a second,
+ * independent judge of the exposition format */
+static void check_with_promtool(const char *text)
+{
+    if (access("/usr/bin/promtool", X_OK) != 0) {
+        print_message("promtool not installed: only the built-in checker ran\n");
+        return;
+    }
+    char *path = svc_write_temp(".prom", text);
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "/usr/bin/promtool check metrics < '%s'", path);
+    int rc = system(cmd);
+    unlink(path);
+    free(path);
+    assert_int_equal(rc, 0);
+}
+
 static void check_exposition(const char *text)
 {
     char fam[128] = "", type[32] = "";
@@ -385,6 +402,7 @@ static void test_counters_follow(void **state)
     char *m0 = http_get("/metrics", &st);
     assert_int_equal(st, 200);
     check_exposition(m0);
+    check_with_promtool(m0);
     double q0 = metric_sum(m0, "tusk_queries_total", "database=\"tusk\"");
     double x0 = metric_sum(m0, "tusk_transactions_total", "database=\"tusk\"");
     long long c0 = cell(a, "SHOW STATS_TOTALS", "tusk", "query_count");
