@@ -1048,8 +1048,17 @@ static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
             }
         }
         c->io.need = 0;
+        if (c->rt && proxy_route_ext_active(c) &&
+            proxy_route_ext(c, &f, p, whole ? total : avail, total)) {
+            if (!whole) { /* dropped while skipping to Sync after an error */
+                c->io.pass_left = total - (uint32_t)avail;
+                c->io.pass_fwd = 0;
+            }
+            pos += whole ? total : avail; /* answered by the proxy (SET tusk.*, extended) */
+            continue;
+        }
         if (whole && (type == 'Q' || type == 'P' || type == 'B') &&
-            proxy_route_message(c, p, total)) {
+            proxy_route_message(c, &f, p, total)) {
             pos += total; /* answered by the proxy (SET tusk.*) */
             continue;
         }

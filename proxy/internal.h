@@ -897,8 +897,15 @@ bool proxy_txn_finished(px_server *s);
 /* (re)build the routing state of every [databases] entry: start-up and reload (main thread) */
 void px_route_configure(px_config *cfg);
 /* a client message the router looks at ('Q', 'P', 'B', whole): classify it, track session
- * state; true when the proxy answered it itself (SET tusk.*) and it must not be forwarded */
-bool proxy_route_message(px_client *c, const uint8_t *msg, size_t len);
+ * state; true when the proxy answered it itself (SET tusk.*) and it must not be forwarded
+ * (a Parse may instead emit a failing Parse through f, see route.c ext_reject) */
+bool proxy_route_message(px_client *c, px_fwd *f, const uint8_t *msg, size_t len);
+/* does the client have SET tusk.* statements, portals or a batch the proxy answers itself
+ * (extended protocol)? Then every message goes through proxy_route_ext first */
+bool proxy_route_ext_active(const px_client *c);
+/* a client message (len of its total bytes here) while proxy_route_ext_active: true when the
+ * proxy answered or dropped it */
+bool proxy_route_ext(px_client *c, px_fwd *f, const uint8_t *msg, size_t len, size_t total);
 /* the client is being freed */
 void proxy_route_client_free(px_client *c);
 /* s died while running a client's autocommit Query on a replica before anything of the answer

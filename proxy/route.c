@@ -27,6 +27,16 @@ typedef struct rt_db {
     _Atomic uint64_t write_set[RT_WRITE_SET]; /* open addressing, insert only */
 } rt_db;
 
+/* a statement or portal the proxy answers itself (extended protocol) */
+typedef struct rt_lcmd {
+    router_tusk_set set; /* ROUTER_TUSK_ROUTE / _MIN_LSN; NONE = SHOW tusk.commit_lsn */
+    int route;
+    uint64_t lsn;
+} rt_lcmd;
+
+#define RT_MAX_LSTMTS 16
+enum { RT_EXT_NONE, RT_EXT_LOCAL, RT_EXT_SKIP }; /* LOCAL: answering until Sync; SKIP: error */
+
 /* routing state of one client (worker-local) */
 typedef struct px_rclient {
     px_client *c;
@@ -52,6 +62,15 @@ typedef struct px_rclient {
     int n_sets;
     char *set_name[RT_MAX_SETS], *set_sql[RT_MAX_SETS];
     char *sets, *set_names; /* the script and the names, rebuilt when they change */
+    /* extended protocol: SET tusk.* / SHOW tusk.commit_lsn statements answered by the proxy */
+    int ext;      /* RT_EXT_*: where the client's current Parse..Sync batch stands */
+    bool ext_err; /* this batch answered an error (ReadyForQuery says so in a transaction) */
+    bool has_unnamed, has_lportal;
+    rt_lcmd unnamed, lportal;
+    char *lportal_name;
+    int n_lstmts;
+    char *lstmt_name[RT_MAX_LSTMTS];
+    rt_lcmd lstmt[RT_MAX_LSTMTS];
 } px_rclient;
 
 #define RT_RETRY_MAX 65536 /* larger Query messages are not kept for a re-run */
@@ -356,6 +375,9 @@ void proxy_route_client_free(px_client *c)
     }
     free(rt->sets);
     free(rt->set_names);
+    for (int i = 0; i < rt->n_lstmts; i++)
+        free(rt->lstmt_name[i]);
+    free(rt->lportal_name);
     free(rt);
     c->rt = NULL;
 }
@@ -558,12 +580,8 @@ static bool is_show_commit_lsn(const char *q, size_t n)
     return n == 20 && strncasecmp(q, "show tusk.commit_lsn", 20) == 0;
 }
 
-static void answer_show_lsn(px_client *c, px_rclient *rt)
+static void put_lsn_rowdesc(pktbuf *b)
 {
-    char lsn[32];
-    router_format_lsn(rt->floor, lsn);
-    pktbuf *b = &c->io.w->tmp;
-    pktbuf_reset(b);
     pkt_begin(b, 'T');
     pkt_put_int16(b, 1);
     pkt_put_str(b, "tusk.commit_lsn");
@@ -574,6 +592,13 @@ static void answer_show_lsn(px_client *c, px_rclient *rt)
     pkt_put_int32(b, 0xffffffffu);
     pkt_put_int16(b, 0);
     pkt_end(b);
+}
+
+/* DataRow with the floor + CommandComplete */
+static void put_lsn_row(pktbuf *b, const px_rclient *rt)
+{
+    char lsn[32];
+    router_format_lsn(rt->floor, lsn);
     pkt_begin(b, 'D');
     pkt_put_int16(b, 1);
     pkt_put_int32(b, (uint32_t)strlen(lsn));
@@ -582,12 +607,305 @@ static void answer_show_lsn(px_client *c, px_rclient *rt)
     pkt_begin(b, 'C');
     pkt_put_str(b, "SHOW");
     pkt_end(b);
+}
+
+static void answer_show_lsn(px_client *c, px_rclient *rt)
+{
+    pktbuf *b = &c->io.w->tmp;
+    pktbuf_reset(b);
+    put_lsn_rowdesc(b);
+    put_lsn_row(b, rt);
     pkt_ready(b, c->txn_status ? c->txn_status : 'I');
     if (b->failed || !px_conn_append(&c->io, b->data, b->len) || !px_conn_flush(&c->io))
         px_client_close(c, "write error");
 }
 
-bool proxy_route_message(px_client *c, const uint8_t *msg, size_t len)
+/* ------------------------------------------------------------------------------------------ */
+/* SET tusk.* / SHOW tusk.commit_lsn over the extended protocol                                */
+/* ------------------------------------------------------------------------------------------ */
+
+/* queue b (built in the worker's tmp buffer) for the client; data_pass flushes it */
+static void ext_send(px_client *c, pktbuf *b)
+{
+    if (b->failed || !px_conn_append(&c->io, b->data, b->len))
+        px_client_close(c, "write error");
+}
+
+static void ext_simple(px_client *c, uint8_t type)
+{
+    pktbuf *b = &c->io.w->tmp;
+    pktbuf_reset(b);
+    pkt_simple(b, type);
+    ext_send(c, b);
+}
+
+/* answer an error and ignore everything up to Sync, as PostgreSQL does */
+static void ext_error(px_client *c, px_rclient *rt, const char *state, const char *msg)
+{
+    pktbuf *b = &c->io.w->tmp;
+    pktbuf_reset(b);
+    pkt_error(b, 'E', "ERROR", state, NULL, "%s", msg);
+    ext_send(c, b);
+    rt->ext = RT_EXT_SKIP;
+    rt->ext_err = true;
+}
+
+/* a local statement in the middle of a batch the server is running: the answers must come in
+ * order, so the server itself fails the batch (it then skips to Sync) with a Parse that fails
+ * in parse analysis, its message saying why */
+static bool ext_reject(px_client *c, px_fwd *f)
+{
+    static const char q[] =
+        "SELECT 'SET tusk.* must be sent alone, before other statements of the pipeline'::int";
+    pktbuf *b = &c->io.w->tmp;
+    pktbuf_reset(b);
+    pkt_parse(b, "", q, sizeof(q) - 1, 0, NULL);
+    if (b->failed || !c->server || !px_server_expect(c->server, EXP_PARSE, 0, NULL)) {
+        px_client_fail(c, "53200", "out of memory");
+        return true;
+    }
+    px_fwd_emit(f, b->data, b->len);
+    return true;
+}
+
+static rt_lcmd *lstmt_find(px_rclient *rt, const char *name)
+{
+    if (!*name)
+        return rt->has_unnamed ? &rt->unnamed : NULL;
+    for (int i = 0; i < rt->n_lstmts; i++)
+        if (strcmp(rt->lstmt_name[i], name) == 0)
+            return &rt->lstmt[i];
+    return NULL;
+}
+
+static void lstmt_drop(px_rclient *rt, const char *name)
+{
+    if (!*name) {
+        rt->has_unnamed = false;
+        return;
+    }
+    for (int i = 0; i < rt->n_lstmts; i++)
+        if (strcmp(rt->lstmt_name[i], name) == 0) {
+            free(rt->lstmt_name[i]);
+            rt->n_lstmts--;
+            rt->lstmt_name[i] = rt->lstmt_name[rt->n_lstmts];
+            rt->lstmt[i] = rt->lstmt[rt->n_lstmts];
+            return;
+        }
+}
+
+static bool lstmt_put(px_rclient *rt, const char *name, const rt_lcmd *cmd)
+{
+    lstmt_drop(rt, name);
+    if (!*name) {
+        rt->unnamed = *cmd;
+        rt->has_unnamed = true;
+        return true;
+    }
+    if (rt->n_lstmts == RT_MAX_LSTMTS)
+        return false;
+    char *n = strdup(name);
+    if (!n)
+        return false;
+    rt->lstmt_name[rt->n_lstmts] = n;
+    rt->lstmt[rt->n_lstmts++] = *cmd;
+    return true;
+}
+
+static bool lportal_is(const px_rclient *rt, const char *name)
+{
+    return rt->has_lportal && strcmp(rt->lportal_name ? rt->lportal_name : "", name) == 0;
+}
+
+static void lportal_clear(px_rclient *rt)
+{
+    rt->has_lportal = false;
+    free(rt->lportal_name);
+    rt->lportal_name = NULL;
+}
+
+/* the rows of a Describe of a local statement or portal */
+static void ext_describe(px_client *c, const rt_lcmd *cmd, bool stmt)
+{
+    pktbuf *b = &c->io.w->tmp;
+    pktbuf_reset(b);
+    if (stmt) {
+        pkt_begin(b, 't');
+        pkt_put_int16(b, 0);
+        pkt_end(b);
+    }
+    if (cmd->set == ROUTER_TUSK_NONE)
+        put_lsn_rowdesc(b);
+    else
+        pkt_simple(b, 'n');
+    ext_send(c, b);
+}
+
+static void ext_execute(px_client *c, px_rclient *rt, const rt_lcmd *cmd)
+{
+    pktbuf *b = &c->io.w->tmp;
+    pktbuf_reset(b);
+    if (cmd->set == ROUTER_TUSK_NONE) {
+        put_lsn_row(b, rt);
+    } else {
+        if (cmd->set == ROUTER_TUSK_ROUTE)
+            rt->route = cmd->route;
+        else if (cmd->set == ROUTER_TUSK_MIN_LSN && cmd->lsn > rt->floor)
+            rt->floor = cmd->lsn;
+        pkt_begin(b, 'C');
+        pkt_put_str(b, "SET");
+        pkt_end(b);
+    }
+    ext_send(c, b);
+}
+
+bool proxy_route_ext_active(const px_client *c)
+{
+    const px_rclient *rt = c->rt;
+    return rt && (rt->ext != RT_EXT_NONE || rt->has_unnamed || rt->n_lstmts || rt->has_lportal);
+}
+
+bool proxy_route_ext(px_client *c, px_fwd *f, const uint8_t *msg, size_t len, size_t total)
+{
+    px_rclient *rt = c->rt;
+    uint8_t type = msg[0];
+    if (rt->ext == RT_EXT_SKIP) {
+        if (type != 'S')
+            return true;
+        rt->ext = RT_EXT_NONE;
+        lportal_clear(rt);
+        char st = c->txn_status ? c->txn_status : 'I';
+        if (rt->ext_err && st == 'T')
+            st = 'E';
+        rt->ext_err = false;
+        pktbuf *b = &c->io.w->tmp;
+        pktbuf_reset(b);
+        pkt_ready(b, st);
+        ext_send(c, b);
+        return true;
+    }
+    bool local = rt->ext == RT_EXT_LOCAL;
+    bool idle = local || !c->server || c->server->qlen == 0;
+    if (len < total) {
+        rt->ext = RT_EXT_NONE; /* too large to be ours: it goes to the server */
+        return false;
+    }
+    pkt_reader r;
+    pkt_reader_init(&r, msg + 5, len - 5);
+    switch (type) {
+    case 'S':
+    case 'H':
+        if (!local)
+            return false;
+        if (type == 'S') {
+            rt->ext = RT_EXT_NONE;
+            rt->ext_err = false;
+            lportal_clear(rt);
+            pktbuf *b = &c->io.w->tmp;
+            pktbuf_reset(b);
+            pkt_ready(b, c->txn_status ? c->txn_status : 'I');
+            ext_send(c, b);
+        }
+        return true;
+    case 'P': {
+        /* a new statement under a local name replaces ours; proxy_route_message decides */
+        const char *name = pkt_read_str(&r);
+        if (!r.bad && lstmt_find(rt, name))
+            lstmt_drop(rt, name);
+        return false;
+    }
+    case 'B': {
+        const char *portal = pkt_read_str(&r);
+        const char *sname = pkt_read_str(&r);
+        if (r.bad)
+            break;
+        rt_lcmd *cmd = lstmt_find(rt, sname);
+        if (!cmd) {
+            if (lportal_is(rt, portal))
+                lportal_clear(rt);
+            break;
+        }
+        if (!idle)
+            return ext_reject(c, f);
+        lportal_clear(rt);
+        if (*portal && !(rt->lportal_name = strdup(portal))) {
+            ext_error(c, rt, "53200", "out of memory");
+            return true;
+        }
+        rt->lportal = *cmd;
+        rt->has_lportal = true;
+        rt->ext = RT_EXT_LOCAL;
+        ext_simple(c, '2');
+        return true;
+    }
+    case 'D':
+    case 'C': {
+        uint8_t what = pkt_read_byte(&r);
+        const char *name = pkt_read_str(&r);
+        if (r.bad)
+            break;
+        rt_lcmd *cmd = what == 'S'            ? lstmt_find(rt, name)
+                       : lportal_is(rt, name) ? &rt->lportal
+                                              : NULL;
+        if (!cmd)
+            break;
+        if (type == 'C') {
+            if (what == 'S')
+                lstmt_drop(rt, name);
+            else
+                lportal_clear(rt);
+            if (!idle)
+                return false; /* the server answers CloseComplete for a name it lacks */
+            rt->ext = RT_EXT_LOCAL;
+            ext_simple(c, '3');
+            return true;
+        }
+        if (!idle)
+            return ext_reject(c, f);
+        rt->ext = RT_EXT_LOCAL;
+        ext_describe(c, cmd, what == 'S');
+        return true;
+    }
+    case 'E': {
+        const char *portal = pkt_read_str(&r);
+        if (r.bad || !lportal_is(rt, portal))
+            break;
+        if (!idle)
+            return ext_reject(c, f);
+        rt->ext = RT_EXT_LOCAL;
+        ext_execute(c, rt, &rt->lportal);
+        return true;
+    }
+    default:
+        break;
+    }
+    rt->ext = RT_EXT_NONE; /* the rest of the batch goes to a server, its Sync too */
+    return false;
+}
+
+/* an intercepted Parse: keep the statement locally and answer ParseComplete */
+static bool ext_parse(px_client *c, px_rclient *rt, px_fwd *f, const router_class *k, bool idle,
+                      const uint8_t *msg, size_t len)
+{
+    if (!idle)
+        return ext_reject(c, f);
+    if (k->tusk_set == ROUTER_TUSK_BAD) {
+        ext_error(c, rt, "22023", k->tusk_error ? k->tusk_error : "invalid tusk setting");
+        return true;
+    }
+    rt_lcmd cmd = {.set = k->tusk_set, .route = k->tusk_route, .lsn = k->tusk_min_lsn};
+    const char *name = (const char *)msg + 5;
+    (void)len; /* proxy_route_message checked that the name is terminated */
+    if (!lstmt_put(rt, name, &cmd)) {
+        ext_error(c, rt, "53400", "too many SET tusk.* prepared statements");
+        return true;
+    }
+    rt->ext = RT_EXT_LOCAL;
+    ext_simple(c, '1');
+    return true;
+}
+
+bool proxy_route_message(px_client *c, px_fwd *f, const uint8_t *msg, size_t len)
 {
     router_classifier *cls = atomic_load(&route_cls);
     if (!cls || len < 5)
@@ -642,6 +960,11 @@ bool proxy_route_message(px_client *c, const uint8_t *msg, size_t len)
         rt->cls_valid = false;
         return true;
     }
+    if (type == 'P' && (k->tusk_set != ROUTER_TUSK_NONE || is_show_commit_lsn(q, qn))) {
+        rt->cls_valid = false; /* tusk_set NONE here: SHOW tusk.commit_lsn */
+        return ext_parse(c, rt, f, k, idle_server, msg, len);
+    }
+    rt->ext = RT_EXT_NONE; /* this message goes to a server: so does the rest of the batch */
     if (k->default_read_only == ROUTER_SETTING_ON)
         rt->session_ro = true;
     else if (k->default_read_only == ROUTER_SETTING_OFF)

@@ -1,0 +1,302 @@
+/*
+ * Integration test of SET tusk.* / SHOW tusk.commit_lsn sent over the extended protocol
+ * (PQexecParams, PQprepare + PQexecPrepared, pipelines) through tusk proxy (proxy/route.c)
+ * against the real primary and two streaming replicas: the proxy must answer them itself and
+ * apply them, never pass them to PostgreSQL (which would accept them silently).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/support/support.h"
+
+static svc_proc proxy;
+static int pport, r1port, r2port;
+
+static PGconn *connect_proxy(void)
+{
+    char ci[256];
+    snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=tusk user=tusk password=tusk",
+             proxy.port);
+    PGconn *c = PQconnectdb(ci);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("connect proxy: %s", PQerrorMessage(c));
+    return c;
+}
+
+/* PQexecParams without parameters; the result must have status want */
+static PGresult *params(PGconn *c, const char *sql, ExecStatusType want)
+{
+    PGresult *r = PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 0);
+    if (PQresultStatus(r) != want)
+        fail_msg("%s: %s %s", sql, PQresStatus(PQresultStatus(r)), PQerrorMessage(c));
+    return r;
+}
+
+static void params_ok(PGconn *c, const char *sql)
+{
+    PQclear(params(c, sql, PGRES_COMMAND_OK));
+}
+
+/* where a read ran: its server port, and that server is not in recovery exactly when primary */
+static int read_port(PGconn *c, bool extended)
+{
+    const char *sql = "SELECT inet_server_port(), pg_is_in_recovery()";
+    PGresult *r = extended ? PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 0) : PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("read: %s", PQerrorMessage(c));
+    int port = atoi(PQgetvalue(r, 0, 0));
+    assert_int_equal(port == pport, strcmp(PQgetvalue(r, 0, 1), "f") == 0);
+    PQclear(r);
+    return port;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    pport = svc_env_int("TUSK_PG_PRIMARY_PORT");
+    r1port = svc_env_int("TUSK_PG_REPLICA1_PORT");
+    r2port = svc_env_int("TUSK_PG_REPLICA2_PORT");
+    int port = svc_free_port();
+    char ini[2048];
+    snprintf(ini, sizeof(ini),
+             "[databases]\n"
+             "tusk = host=127.0.0.1 port=%d dbname=tusk user=tusk password=tusk "
+             "replicas=127.0.0.1:%d,127.0.0.1:%d\n"
+             "[pgbouncer]\n"
+             "listen_addr = 127.0.0.1\nlisten_port = %d\nunix_socket_dir =\n"
+             "auth_type = trust\npool_mode = transaction\nworkers = 2\n"
+             "max_prepared_statements = 100\nadmin_users = tusk\n"
+             "max_replica_lag_ms = 2000\nreplica_wait_ms = 50\n",
+             pport, r1port, r2port, port);
+    if (!svc_start_role(&proxy, "proxy", ini, port))
+        return -1;
+    usleep(400 * 1000); /* the monitors learn the roles */
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    int st = svc_stop_role(&proxy, 15);
+    if (st != 0) {
+        fprintf(stderr, "tusk proxy exited with status %d (sanitizer report?)\n", st);
+        return -1;
+    }
+    return 0;
+}
+
+/* a floor no replica has reached: reads wait replica_wait_ms, then go to the primary */
+static void test_min_lsn(void **state)
+{
+    (void)state;
+    PGconn *c = connect_proxy();
+    assert_int_not_equal(read_port(c, true), pport);
+    params_ok(c, "SET tusk.min_lsn = '0/FFFFFFFF'");
+    double t0 = svc_now_ms();
+    assert_int_equal(read_port(c, true), pport);
+    assert_true(svc_now_ms() - t0 >= 45);
+    assert_int_equal(read_port(c, false), pport);
+    PGresult *r = params(c, "SHOW tusk.commit_lsn", PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(r), 1);
+    assert_int_equal(PQnfields(r), 1);
+    assert_string_equal(PQfname(r, 0), "tusk.commit_lsn");
+    assert_string_equal(PQgetvalue(r, 0, 0), "0/FFFFFFFF");
+    PQclear(r);
+    /* never reached PostgreSQL */
+    r = params(c, "SELECT current_setting('tusk.min_lsn', true)", PGRES_TUPLES_OK);
+    assert_true(PQgetisnull(r, 0, 0) || PQgetvalue(r, 0, 0)[0] == '\0');
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* SET tusk.route by PQexecParams and by a prepared statement */
+static void test_route(void **state)
+{
+    (void)state;
+    PGconn *c = connect_proxy();
+    params_ok(c, "SET tusk.route = primary");
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(read_port(c, true), pport);
+        assert_int_equal(read_port(c, false), pport);
+    }
+    PGresult *r = PQprepare(c, "to_replica", "SET tusk.route = replica", 0, NULL);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    r = PQdescribePrepared(c, "to_replica");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    assert_int_equal(PQnparams(r), 0);
+    assert_int_equal(PQnfields(r), 0);
+    PQclear(r);
+    assert_int_equal(read_port(c, true), pport); /* prepared, not yet executed */
+    r = PQexecPrepared(c, "to_replica", 0, NULL, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    assert_string_equal(PQcmdStatus(r), "SET");
+    PQclear(r);
+    for (int i = 0; i < 4; i++)
+        assert_int_not_equal(read_port(c, true), pport);
+    params_ok(c, "RESET tusk.route");
+    /* the name parsed again as an ordinary statement: it goes to PostgreSQL */
+    r = PQprepare(c, "to_replica", "SELECT inet_server_port()", 0, NULL);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    r = PQexecPrepared(c, "to_replica", 0, NULL, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_not_equal(atoi(PQgetvalue(r, 0, 0)), 0);
+    PQclear(r);
+    PQfinish(c);
+}
+
+/* a bad value errors and the connection goes on; other settings still reach PostgreSQL */
+static void test_errors_and_passthrough(void **state)
+{
+    (void)state;
+    PGconn *c = connect_proxy();
+    PGresult *r = params(c, "SET tusk.min_lsn = 'not-an-lsn'", PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "22023");
+    PQclear(r);
+    assert_int_not_equal(read_port(c, true), pport);     /* still usable, floor unchanged */
+    r = params(c, "SHOW tusk.route", PGRES_FATAL_ERROR); /* PostgreSQL: unknown parameter */
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "42704");
+    PQclear(r);
+    params_ok(c, "BEGIN");
+    params_ok(c, "SET LOCAL work_mem = '7MB'");
+    r = params(c, "SHOW work_mem", PGRES_TUPLES_OK); /* reached PostgreSQL */
+    assert_string_equal(PQgetvalue(r, 0, 0), "7MB");
+    PQclear(r);
+    params_ok(c, "SET tusk.route = primary"); /* inside a transaction: answered, status T */
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_INTRANS);
+    params_ok(c, "COMMIT");
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
+    assert_int_equal(read_port(c, true), pport);
+    PQfinish(c);
+}
+
+/* in a pipeline after statements already sent to a server: the batch fails, in order */
+static void test_pipeline(void **state)
+{
+    (void)state;
+    PGconn *c = connect_proxy();
+    assert_int_equal(PQenterPipelineMode(c), 1);
+    assert_int_equal(PQsendQueryParams(c, "SELECT 1", 0, NULL, NULL, NULL, NULL, 0), 1);
+    assert_int_equal(PQsendQueryParams(c, "SET tusk.route = primary", 0, NULL, NULL, NULL, NULL, 0),
+                     1);
+    assert_int_equal(PQpipelineSync(c), 1);
+    PGresult *r = PQgetResult(c);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    assert_null(PQgetResult(c));
+    r = PQgetResult(c);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_non_null(strstr(PQresultErrorMessage(r), "must be sent alone"));
+    PQclear(r);
+    assert_null(PQgetResult(c));
+    r = PQgetResult(c);
+    assert_int_equal(PQresultStatus(r), PGRES_PIPELINE_SYNC);
+    PQclear(r);
+    /* alone in its batch, in a pipeline: answered */
+    assert_int_equal(PQsendQueryParams(c, "SET tusk.route = primary", 0, NULL, NULL, NULL, NULL, 0),
+                     1);
+    assert_int_equal(PQpipelineSync(c), 1);
+    r = PQgetResult(c);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    assert_null(PQgetResult(c));
+    r = PQgetResult(c);
+    assert_int_equal(PQresultStatus(r), PGRES_PIPELINE_SYNC);
+    PQclear(r);
+    assert_int_equal(PQexitPipelineMode(c), 1);
+    assert_int_equal(read_port(c, false), pport);
+    PQfinish(c);
+}
+
+/* the whole answer to what was sent, ReadyForQuery included, arrives within 2 s */
+static void answer_within_2s(PGconn *c, const char *what)
+{
+    double end = svc_now_ms() + 2000;
+    while (PQconsumeInput(c) && PQisBusy(c)) {
+        struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+        int left = (int)(end - svc_now_ms());
+        if (left <= 0 || poll(&p, 1, left) != 1)
+            fail_msg("%s: no complete answer while the database is paused", what);
+    }
+}
+
+/* sql (extended protocol) completes without any server: the database is PAUSEd */
+static void answered_alone(PGconn *c, const char *sql, ExecStatusType want)
+{
+    assert_int_equal(PQsendQueryParams(c, sql, 0, NULL, NULL, NULL, NULL, 0), 1);
+    answer_within_2s(c, sql);
+    PGresult *r;
+    int n = 0;
+    while ((r = PQgetResult(c))) {
+        assert_int_equal(PQresultStatus(r), want);
+        PQclear(r);
+        n++;
+        answer_within_2s(c, sql);
+    }
+    assert_int_equal(n, 1);
+}
+
+/* the proxy answers the whole sequence, Sync included: no server is taken */
+static void test_no_server(void **state)
+{
+    (void)state;
+    PGconn *c = connect_proxy();
+    PGresult *r = PQprepare(c, "p1", "SET tusk.route = primary", 0, NULL);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    char ci[256];
+    snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=pgbouncer user=tusk", proxy.port);
+    PGconn *a = PQconnectdb(ci);
+    assert_int_equal(PQstatus(a), CONNECTION_OK);
+    r = PQexec(a, "PAUSE tusk");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    answered_alone(c, "SET tusk.min_lsn = '0/10'", PGRES_COMMAND_OK);
+    answered_alone(c, "SHOW tusk.commit_lsn", PGRES_TUPLES_OK);
+    answered_alone(c, "SET tusk.min_lsn = 'x'", PGRES_FATAL_ERROR);
+    assert_int_equal(PQsendQueryPrepared(c, "p1", 0, NULL, NULL, NULL, 0), 1);
+    answer_within_2s(c, "p1");
+    while ((r = PQgetResult(c))) {
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+        answer_within_2s(c, "p1");
+    }
+    struct pollfd p = {.fd = PQsocket(c), .events = POLLIN};
+    /* a real query does wait for the pause: the check above means something */
+    assert_int_equal(PQsendQueryParams(c, "SELECT 1", 0, NULL, NULL, NULL, NULL, 0), 1);
+    assert_int_equal(poll(&p, 1, 300), 0);
+    r = PQexec(a, "RESUME tusk");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(a);
+    while ((r = PQgetResult(c))) {
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        PQclear(r);
+    }
+    assert_int_equal(read_port(c, true), pport);
+    PQfinish(c);
+}
+
+int main(void)
+{
+    svc_env("TUSK_PG_REPLICA2_PORT");
+    svc_env("TUSK_BIN");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_min_lsn),
+        cmocka_unit_test(test_route),
+        cmocka_unit_test(test_errors_and_passthrough),
+        cmocka_unit_test(test_pipeline),
+        cmocka_unit_test(test_no_server),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
