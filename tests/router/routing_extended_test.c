@@ -16,16 +16,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/router/routed_proxy.h"
 #include "tests/support/support.h"
 
-static svc_proc proxy;
+static routed_proxy rp;
 static int pport, r1port, r2port;
 
 static PGconn *connect_proxy(void)
 {
     char ci[256];
     snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=tusk user=tusk password=tusk",
-             proxy.port);
+             rp.proc.port);
     PGconn *c = PQconnectdb(ci);
     if (PQstatus(c) != CONNECTION_OK)
         fail_msg("connect proxy: %s", PQerrorMessage(c));
@@ -62,36 +63,19 @@ static int read_port(PGconn *c, bool extended)
 static int setup(void **state)
 {
     (void)state;
-    pport = svc_env_int("TUSK_PG_PRIMARY_PORT");
-    r1port = svc_env_int("TUSK_PG_REPLICA1_PORT");
-    r2port = svc_env_int("TUSK_PG_REPLICA2_PORT");
-    int port = svc_free_port();
-    char ini[2048];
-    snprintf(ini, sizeof(ini),
-             "[databases]\n"
-             "tusk = host=127.0.0.1 port=%d dbname=tusk user=tusk password=tusk "
-             "replicas=127.0.0.1:%d,127.0.0.1:%d\n"
-             "[pgbouncer]\n"
-             "listen_addr = 127.0.0.1\nlisten_port = %d\nunix_socket_dir =\n"
-             "auth_type = trust\npool_mode = transaction\nworkers = 2\n"
-             "max_prepared_statements = 100\nadmin_users = tusk\n"
-             "max_replica_lag_ms = 2000\nreplica_wait_ms = 50\n",
-             pport, r1port, r2port, port);
-    if (!svc_start_role(&proxy, "proxy", ini, port))
+    if (!routed_proxy_start(&rp, "max_prepared_statements = 100\nadmin_users = tusk\n"
+                                 "max_replica_lag_ms = 2000\nreplica_wait_ms = 50\n"))
         return -1;
-    usleep(400 * 1000); /* the monitors learn the roles */
+    pport = rp.pport;
+    r1port = rp.r1port;
+    r2port = rp.r2port;
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    int st = svc_stop_role(&proxy, 15);
-    if (st != 0) {
-        fprintf(stderr, "tusk proxy exited with status %d (sanitizer report?)\n", st);
-        return -1;
-    }
-    return 0;
+    return routed_proxy_stop(&rp);
 }
 
 /* a floor no replica has reached: reads wait replica_wait_ms, then go to the primary */
@@ -255,7 +239,7 @@ static void test_no_server(void **state)
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);
     char ci[256];
-    snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=pgbouncer user=tusk", proxy.port);
+    snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=pgbouncer user=tusk", rp.proc.port);
     PGconn *a = PQconnectdb(ci);
     assert_int_equal(PQstatus(a), CONNECTION_OK);
     r = PQexec(a, "PAUSE tusk");

@@ -17,13 +17,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/router/routed_proxy.h"
 #include "tests/support/support.h"
 
 #ifndef RYW_CHECK_BIN
 #error RYW_CHECK_BIN must name the ryw_check binary
 #endif
 
-static svc_proc proxy;
+static routed_proxy rp;
 static int pport, r1port, r2port;
 
 static PGconn *connect_to(int port, const char *user)
@@ -81,24 +82,13 @@ static int run_ryw(const char *args)
 static int setup(void **state)
 {
     (void)state;
-    pport = svc_env_int("TUSK_PG_PRIMARY_PORT");
-    r1port = svc_env_int("TUSK_PG_REPLICA1_PORT");
-    r2port = svc_env_int("TUSK_PG_REPLICA2_PORT");
-    int port = svc_free_port();
-    char ini[2048];
-    snprintf(ini, sizeof(ini),
-             "[databases]\n"
-             "tusk = host=127.0.0.1 port=%d dbname=tusk user=tusk password=tusk "
-             "replicas=127.0.0.1:%d,127.0.0.1:%d\n"
-             "[pgbouncer]\n"
-             "listen_addr = 127.0.0.1\nlisten_port = %d\nunix_socket_dir =\n"
-             "auth_type = trust\npool_mode = transaction\nworkers = 2\n"
-             "lag_poll_ms = 50\nmax_replica_lag_ms = 300\nreplica_wait_ms = 50\n"
-             "server_connect_timeout = 2\n",
-             pport, r1port, r2port, port);
-    if (!svc_start_role(&proxy, "proxy", ini, port))
+    if (!routed_proxy_start(&rp,
+                            "lag_poll_ms = 50\nmax_replica_lag_ms = 300\nreplica_wait_ms = 50\n"
+                            "server_connect_timeout = 2\n"))
         return -1;
-    usleep(400 * 1000);
+    pport = rp.pport;
+    r1port = rp.r1port;
+    r2port = rp.r2port;
     return 0;
 }
 
@@ -106,21 +96,14 @@ static int teardown(void **state)
 {
     (void)state;
     replay(r1port, false);
-    {
-        int st = svc_stop_role(&proxy, 15);
-        if (st != 0) {
-            fprintf(stderr, "tusk proxy exited with status %d (sanitizer report?)\n", st);
-            return -1;
-        }
-    }
-    return 0;
+    return routed_proxy_stop(&rp);
 }
 
 /* replica1 paused: excluded once over max_replica_lag_ms, back after resume */
 static void test_paused_replica(void **state)
 {
     (void)state;
-    PGconn *c = connect_to(proxy.port, "tusk");
+    PGconn *c = connect_to(rp.proc.port, "tusk");
     PGconn *w = connect_to(pport, "tusk");
     exec_ok(w, "CREATE TABLE IF NOT EXISTS routing_lag (id serial primary key, t timestamptz)");
     double dl0 = svc_now_ms() + 5000; /* a previous run may have left it behind */
@@ -144,13 +127,13 @@ static void test_paused_replica(void **state)
 
     /* read-your-writes with replica1 paused: zero stale reads, same session and token */
     char args[256];
-    snprintf(args, sizeof(args), "-p %d -c 4 -T 3 -m same", proxy.port);
+    snprintf(args, sizeof(args), "-p %d -c 4 -T 3 -m same", rp.proc.port);
     assert_int_equal(run_ryw(args), 0);
-    snprintf(args, sizeof(args), "-p %d -c 4 -T 3 -m token", proxy.port);
+    snprintf(args, sizeof(args), "-p %d -c 4 -T 3 -m token", rp.proc.port);
     assert_int_equal(run_ryw(args), 0);
     /* negative control: the checker sees staleness when reads go to the paused replica */
     snprintf(args, sizeof(args), "-p %d -c 2 -n 50 -m same --sync-wait 1 --read-port %d",
-             proxy.port, r1port);
+             rp.proc.port, r1port);
     assert_int_equal(run_ryw(args), 1); /* 1 = stale reads found */
 
     replay(r1port, false);
@@ -169,7 +152,7 @@ static void test_paused_replica(void **state)
 static void test_stopped_replica(void **state)
 {
     (void)state;
-    PGconn *c = connect_to(proxy.port, "tusk");
+    PGconn *c = connect_to(rp.proc.port, "tusk");
     assert_true(reads_on(c, r2port, 20) > 0); /* pooled connections to replica2 exist */
     assert_int_equal(svc_node("stop", "replica2"), 0);
     int errors = 0;
@@ -210,7 +193,7 @@ static void test_stop_under_load(void **state)
                     "PGPASSWORD=tusk '%s/pgbench' -n -f '%s' -c 8 -j 2 -T 4 -h 127.0.0.1 -p %d "
                     "-U tusk tusk > '%s' 2>&1; rc=$?; wait; exit $rc",
                     svc_env("TUSK_SOURCE_DIR"), svc_env("TUSK_SVC_DIR"), svc_env("TUSK_PG_BIN"),
-                    script, proxy.port, log);
+                    script, rp.proc.port, log);
     assert_int_equal(svc_node("start", "replica2"), 0);
     int bad = svc_sh("grep -q 'aborted\\|error\\|failed transactions: [1-9]' '%s'", log);
     if (rc != 0 || bad == 0)

@@ -1,0 +1,21 @@
+/*
+ * Fixture shared by the routing integration tests: a "tusk proxy" in transaction mode whose
+ * database "tusk" has the services' primary and both replicas, with trust auth.
+ */
+#ifndef TUSK_TEST_ROUTED_PROXY_H
+#define TUSK_TEST_ROUTED_PROXY_H
+
+#include "tests/support/support.h"
+
+typedef struct routed_proxy {
+    svc_proc proc;
+    int pport, r1port, r2port; /* the servers' ports */
+} routed_proxy;
+
+/* start the proxy; extra_keys are more [pgbouncer] lines ("key = value\n..."); waits until
+ * the lag monitors know the nodes' roles. false (with the proxy's log printed) on failure. */
+bool routed_proxy_start(routed_proxy *rp, const char *extra_keys);
+/* SIGTERM the proxy; -1 (with a message) unless it exited 0, so sanitizer reports fail */
+int routed_proxy_stop(routed_proxy *rp);
+
+#endif
