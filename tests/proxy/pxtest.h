@@ -66,4 +66,7 @@ const char *pxt_sqlstate(const char *body, size_t len);
 /* resident memory of a process in kB */
 long pxt_rss_kb(int pid);
 
+/* GET path from 127.0.0.1:port (one request, read to EOF): the body (free it) and the status */
+char *pxt_http_get(int port, const char *path, int *status);
+
 #endif
