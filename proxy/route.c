@@ -47,7 +47,7 @@ typedef struct px_rclient {
     uint64_t floor;    /* read-your-writes: replicas must have replayed this */
     int route;         /* router_override from SET tusk.route */
     bool session_ro;   /* default_transaction_read_only on */
-    bool pinned;       /* state that cannot be replayed: primary only */
+    uint16_t pins;     /* ROUTER_PIN_*: state that cannot be replayed: primary only */
     bool txn_wrote;    /* the running transaction ran something not replica-safe */
     int out_node;      /* node whose outstanding counter this client holds, -1 none */
     router_topology *out_topo;
@@ -973,10 +973,8 @@ bool proxy_route_message(px_client *c, px_fwd *f, const uint8_t *msg, size_t len
         sets_clear(rt);
     else if (k->sets_session_state)
         sets_note(rt, k, q, qn);
-    if (k->pins_session)
-        rt->pinned = true;
-    else if (k->unpins_session && !k->pins_session)
-        rt->pinned = false; /* DISCARD ALL / UNLISTEN * / ...: simple view, see README */
+    /* undoing one kind of state (UNLISTEN *) keeps the pins of the others (a temp table) */
+    rt->pins = (uint16_t)((rt->pins & ~k->unpins) | k->pins);
     if (!k->replica_safe || (rt->db && write_set_has(rt->db, rt->cls_hash)))
         rt->txn_wrote = true;
     return false;
@@ -1105,7 +1103,7 @@ static int pick(px_rclient *rt, const uint8_t *msg, size_t len)
     if (!valid) /* a message the router did not read (FunctionCall, huge Parse) */
         return to_primary(rt, topo, primary, &st->writes);
     int ov = k->override != ROUTER_OVERRIDE_NONE ? (int)k->override : rt->route;
-    if (rt->pinned)
+    if (rt->pins)
         return to_primary(rt, topo, primary, &st->reads_primary_pinned);
     if (ov == ROUTER_OVERRIDE_PRIMARY)
         return to_primary(rt, topo, primary, &st->reads_primary_override);

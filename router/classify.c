@@ -43,7 +43,8 @@ typedef struct stmt {
     uint8_t prev2_type, prev2_kw; /* the token before prev */
     bool prev_active;             /* prev is a word read as a keyword */
     /* facts */
-    bool lock, into, into_temp, dml, unsafe_func, pin, unpin, pg_temp, with_hold;
+    bool lock, into, into_temp, dml, unsafe_func, pg_temp, with_hold;
+    uint16_t pins, unpins; /* ROUTER_PIN_* from function calls */
     bool ro, rw, serializable, semi_in_parens, unbalanced;
     uint8_t into_state; /* 1 right after INTO, 2 after INTO GLOBAL|LOCAL */
     uint8_t explain;    /* enum explain_state */
@@ -172,9 +173,9 @@ static void function_call(const qctx *q, stmt *st, const rtok *name)
     if (f & RF_UNSAFE)
         st->unsafe_func = true;
     if (f & RF_PIN)
-        st->pin = true;
+        st->pins |= (f & RF_SETTING) ? ROUTER_PIN_SETTING : ROUTER_PIN_ADVISORY;
     if (f & RF_UNPIN)
-        st->unpin = true;
+        st->unpins |= ROUTER_PIN_ADVISORY;
 }
 
 /* Whether a word or quoted identifier names pg_temp (pg_temp, pg_temp_3, any case). */
@@ -543,8 +544,10 @@ static bool generic_set(qctx *q, const stmt *st, router_class *out, const char *
         out->default_read_only = b == 1 ? ROUTER_SETTING_ON : ROUTER_SETTING_OFF;
     } else if (strcmp(name, "default_transaction_isolation") == 0 &&
                value_serializable(q, st, value)) {
-        out->pins_session = true; /* a hot standby refuses serializable transactions */
+        out->pins |= ROUTER_PIN_SERIALIZABLE; /* a hot standby refuses serializable */
         return false;
+    } else if (strcmp(name, "default_transaction_isolation") == 0) {
+        out->unpins |= ROUTER_PIN_SERIALIZABLE;
     }
     return true;
 }
@@ -581,7 +584,7 @@ static bool set_stmt(qctx *q, const stmt *st, router_class *out)
             out->default_read_only = q->session_ro ? ROUTER_SETTING_ON : ROUTER_SETTING_OFF;
         }
         if (st->serializable)
-            out->pins_session = true;
+            out->pins |= ROUTER_PIN_SERIALIZABLE;
         return !st->serializable;
     }
     if (k == KW_CONSTRAINTS && i == 1)
@@ -637,6 +640,7 @@ static bool reset_stmt(qctx *q, const stmt *st, router_class *out)
     if (k == KW_ALL && st->ntok == 2) {
         note_set(q, out, "");
         out->reset_all = true;
+        out->unpins |= ROUTER_PIN_SETTING | ROUTER_PIN_SERIALIZABLE;
         q->session_ro = false;
         out->default_read_only = ROUTER_SETTING_OFF;
         return true;
@@ -685,10 +689,8 @@ static void finish(qctx *q, stmt *st, router_class *out)
     out->statements++;
     if (st->semi_in_parens || st->depth != 0 || st->unbalanced)
         out->uncertain = true;
-    if (st->pin)
-        out->pins_session = true;
-    if (st->unpin)
-        out->unpins_session = true;
+    out->pins |= st->pins;
+    out->unpins |= st->unpins;
 
     int k0 = 0;
     while (k0 < st->nhead && st->head[k0].type == RT_LPAREN)
@@ -699,7 +701,7 @@ static void finish(qctx *q, stmt *st, router_class *out)
         if (is_read_kw(kw0)) { /* (SELECT ...) */
             safe = read_ok(st);
             if (st->into_temp)
-                out->pins_session = true;
+                out->pins |= ROUTER_PIN_TEMP;
         }
     } else {
         switch (kw0) {
@@ -710,7 +712,7 @@ static void finish(qctx *q, stmt *st, router_class *out)
         case KW_SHOW:
             safe = read_ok(st);
             if (st->into_temp)
-                out->pins_session = true;
+                out->pins |= ROUTER_PIN_TEMP;
             break;
         case KW_EXPLAIN:
             safe = st->explain_read && !st->explain_analyze && read_ok(st);
@@ -753,7 +755,7 @@ static void finish(qctx *q, stmt *st, router_class *out)
             if (kw1 == KW_TRANSACTION)
                 out->txn_end = true;
             else
-                out->pins_session = true; /* SQL-level prepared statement */
+                out->pins |= ROUTER_PIN_PREPARE; /* SQL-level prepared statement */
             break;
         case KW_SET:
             safe = set_stmt(q, st, out);
@@ -762,34 +764,36 @@ static void finish(qctx *q, stmt *st, router_class *out)
             safe = reset_stmt(q, st, out);
             break;
         case KW_LISTEN:
+            out->pins |= ROUTER_PIN_LISTEN;
+            break;
         case KW_LOAD:
-            out->pins_session = true;
+            out->pins |= ROUTER_PIN_LOAD;
             break;
         case KW_UNLISTEN:
             if (st->nhead >= 2 && st->head[1].type == RT_OP && q->sql[st->head[1].off] == '*')
-                out->unpins_session = true;
+                out->unpins |= ROUTER_PIN_LISTEN;
             break;
         case KW_DEALLOCATE:
             if (kw1 == KW_ALL || (kw1 == KW_PREPARE && hkw(st, 2) == KW_ALL))
-                out->unpins_session = true;
+                out->unpins |= ROUTER_PIN_PREPARE;
             break;
         case KW_DISCARD:
             if (kw1 == KW_ALL) {
-                out->unpins_session = true;
+                out->unpins |= ROUTER_PIN_DISCARD_ALL;
                 out->reset_all = true;
                 q->session_ro = false;
                 out->default_read_only = ROUTER_SETTING_OFF;
             } else if (kw1 == KW_TEMP || kw1 == KW_TEMPORARY) {
-                out->unpins_session = true;
+                out->unpins |= ROUTER_PIN_TEMP;
             }
             break;
         case KW_DECLARE:
             if (st->with_hold)
-                out->pins_session = true;
+                out->pins |= ROUTER_PIN_CURSOR;
             break;
         case KW_CLOSE:
             if (kw1 == KW_ALL)
-                out->unpins_session = true;
+                out->unpins |= ROUTER_PIN_CURSOR;
             break;
         case KW_CREATE: {
             int i = 1;
@@ -797,7 +801,7 @@ static void finish(qctx *q, stmt *st, router_class *out)
                    hkw(st, i) == KW_LOCAL)
                 i++;
             if (hkw(st, i) == KW_TEMP || hkw(st, i) == KW_TEMPORARY || st->pg_temp)
-                out->pins_session = true;
+                out->pins |= ROUTER_PIN_TEMP;
             break;
         }
         default:
@@ -863,8 +867,10 @@ void router_classify_ex(const router_classifier *c, const char *sql, size_t len,
         out->uncertain = true;
     if (out->truncated) {
         out->uncertain = true;
-        out->pins_session = true;
+        out->pins |= ROUTER_PIN_UNKNOWN;
     }
+    out->pins_session = out->pins != 0;
+    out->unpins_session = out->unpins != 0;
     if (out->tusk_set != ROUTER_TUSK_NONE && out->statements > 1)
         tusk_bad(out, "SET tusk.* must be sent alone, not with other statements");
     if (out->uncertain)

@@ -37,7 +37,7 @@ static const struct fdefault fdefaults[] = {
     {"txid_current", RF_UNSAFE},
     {"pg_current_xact_id", RF_UNSAFE},
     {"pg_notify", RF_UNSAFE},
-    {"set_config", RF_UNSAFE | RF_PIN},
+    {"set_config", RF_UNSAFE | RF_PIN | RF_SETTING},
     {"lo_*", RF_UNSAFE},
     {"lowrite", RF_UNSAFE},
     {"loread", RF_UNSAFE},

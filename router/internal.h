@@ -190,9 +190,10 @@ void router_lex_global_init(void);
 
 /* What calling a function means for routing. */
 enum {
-    RF_UNSAFE = 1u << 0, /* not on a hot standby / must see the primary's state */
-    RF_PIN = 1u << 1,    /* leaves session state behind (session advisory lock, set_config) */
-    RF_UNPIN = 1u << 2,  /* releases such state (pg_advisory_unlock_all) */
+    RF_UNSAFE = 1u << 0,  /* not on a hot standby / must see the primary's state */
+    RF_PIN = 1u << 1,     /* leaves session state behind (session advisory lock, set_config) */
+    RF_UNPIN = 1u << 2,   /* releases such state (pg_advisory_unlock_all) */
+    RF_SETTING = 1u << 3, /* with RF_PIN: the state is a setting (set_config), not a lock */
 };
 
 /* One name of the unsafe set: an exact name or a prefix. */

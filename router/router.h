@@ -98,6 +98,9 @@ typedef struct router_class {
     /* Undoes pinning state: UNLISTEN *, DEALLOCATE [PREPARE] ALL, DISCARD ALL / TEMP, CLOSE
      * ALL, pg_advisory_unlock_all(). The proxy decides whether the client is free again. */
     bool unpins_session;
+    /* The kinds of state behind pins_session / unpins_session (ROUTER_PIN_* bits), so that
+     * undoing one kind (UNLISTEN *) leaves a client pinned by another (a temp table). */
+    uint16_t pins, unpins;
     /* A comment whose whole text is tusk:primary or tusk:replica (block or -- comment,
      * any case, spaces allowed) before the first token of the query. */
     router_override override;
@@ -116,6 +119,21 @@ typedef struct router_class {
      * pins_session are set too, as a pinning statement may hide in the part not read. */
     bool truncated;
 } router_class;
+
+/* Kinds of session state that pin a client to the primary (router_class.pins / unpins). */
+enum {
+    ROUTER_PIN_LISTEN = 1u << 0,       /* LISTEN; undone by UNLISTEN * */
+    ROUTER_PIN_PREPARE = 1u << 1,      /* SQL PREPARE; DEALLOCATE ALL */
+    ROUTER_PIN_TEMP = 1u << 2,         /* temp tables; DISCARD TEMP */
+    ROUTER_PIN_ADVISORY = 1u << 3,     /* session advisory locks; pg_advisory_unlock_all() */
+    ROUTER_PIN_CURSOR = 1u << 4,       /* WITH HOLD cursors; CLOSE ALL */
+    ROUTER_PIN_LOAD = 1u << 5,         /* LOAD: nothing undoes it */
+    ROUTER_PIN_SETTING = 1u << 6,      /* set_config(); RESET ALL */
+    ROUTER_PIN_SERIALIZABLE = 1u << 7, /* serializable default; RESET ALL, another level */
+    ROUTER_PIN_UNKNOWN = 1u << 8,      /* a query longer than the scan limit */
+    /* DISCARD ALL undoes every kind but LOAD */
+    ROUTER_PIN_DISCARD_ALL = 0x1ffu & ~(1u << 5),
+};
 
 /* Holds the unsafe-function set (defaults + config) and the scan limit; read-only after
  * creation, so one instance may be shared by every worker thread. */
@@ -169,29 +187,30 @@ typedef enum { ROUTER_NODE_UP = 0, ROUTER_NODE_DOWN, ROUTER_NODE_LAGGING } route
 typedef struct router_node {
     char host[256];
     int port;
-    int weight;                       /* relative share of reads, default 1 */
-    bool configured_primary;          /* first node of the entry */
-    _Atomic int role;                 /* router_role, from pg_is_in_recovery() */
-    _Atomic int state;                /* router_node_state */
-    _Atomic uint64_t lsn;             /* replay LSN (replica) or current WAL LSN (primary) */
+    int weight;              /* relative share of reads, default 1 */
+    bool configured_primary; /* first node of the entry */
+    _Atomic int role;        /* router_role, from pg_is_in_recovery() */
+    _Atomic int state;       /* router_node_state */
+    _Atomic uint64_t lsn;    /* replay LSN (replica) or current WAL LSN (primary) */
     _Atomic uint64_t lag_bytes;
     _Atomic uint64_t lag_ms;
-    _Atomic int64_t banned_until_ms;  /* monotonic ms; 0 = not banned */
-    _Atomic int64_t last_ok_ms;       /* last successful check */
+    _Atomic int64_t banned_until_ms; /* monotonic ms; 0 = not banned */
+    _Atomic int64_t last_ok_ms;      /* last successful check */
     _Atomic uint64_t checks_failed;
-    _Atomic int outstanding;          /* queries running on it through the proxy */
+    _Atomic int outstanding; /* queries running on it through the proxy */
     _Atomic uint64_t reads_routed;
-    _Atomic int admin_banned;         /* BAN from the console */
+    _Atomic int admin_banned; /* BAN from the console */
 } router_node;
 
 typedef struct router_topology router_topology;
 
 typedef struct router_topology_config {
-    const char *conninfo_extra;  /* "user=... password=... dbname=..." for the monitor's connections */
-    int lag_poll_ms;             /* default 100 */
-    int64_t max_replica_lag_ms;  /* 0 = no limit */
+    const char
+        *conninfo_extra; /* "user=... password=... dbname=..." for the monitor's connections */
+    int lag_poll_ms;     /* default 100 */
+    int64_t max_replica_lag_ms; /* 0 = no limit */
     int64_t max_replica_lag_bytes;
-    int ban_ms;                  /* first back-off after a failure, doubling up to 30 s */
+    int ban_ms; /* first back-off after a failure, doubling up to 30 s */
     int connect_timeout_s;
 } router_topology_config;
 

@@ -388,7 +388,7 @@ static const ccase cases[] = {
      "safe begin ro set=default_transaction_read_only dro=on n=2"},
     {"set default_transaction_read_only = off; begin",
      "@sro begin set=default_transaction_read_only dro=off n=2"},
-    {"reset all; begin", "@sro begin set= reset dro=off n=2"},
+    {"reset all; begin", "@sro begin set= reset dro=off n=2 unpin"},
     /* ---- SET / RESET ---- */
     {"set search_path = a, b", "safe set=search_path"},
     {"SET search_path TO a", "safe set=search_path"},
@@ -425,8 +425,8 @@ static const ccase cases[] = {
     {"set statement_timeout to '5s'", "safe set=statement_timeout"},
     {"set constraints all deferred", "safe"},
     {"SET CONSTRAINTS ALL IMMEDIATE", "safe"},
-    {"reset all", "safe set= reset dro=off"},
-    {"RESET ALL", "safe set= reset dro=off"},
+    {"reset all", "safe set= reset dro=off unpin"},
+    {"RESET ALL", "safe set= reset dro=off unpin"},
     {"reset search_path", "safe set=search_path"},
     {"reset time zone", "safe set=timezone"},
     {"reset transaction isolation level", "safe"},
@@ -457,9 +457,9 @@ static const ccase cases[] = {
     {"set default_transaction_isolation = 'serializable'", "set=default_transaction_isolation pin"},
     {"set default_transaction_isolation to serializable", "set=default_transaction_isolation pin"},
     {"set default_transaction_isolation = 'repeatable read'",
-     "safe set=default_transaction_isolation"},
+     "safe set=default_transaction_isolation unpin"},
     {"set local default_transaction_isolation = 'serializable'", "safe"},
-    {"set search_path = a; reset all", "safe set=search_path reset dro=off n=2"},
+    {"set search_path = a; reset all", "safe set=search_path reset dro=off n=2 unpin"},
     {"set", ""},
     {"set x", ""},
     {"set x =", ""},
@@ -969,13 +969,61 @@ static void test_function_list(void **state)
     router_classifier_free(NULL);
 }
 
+/* each pin names its kind, and each unpin clears only the kinds it undoes */
+static void test_pin_kinds(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql;
+        unsigned pins, unpins;
+    } kinds[] = {
+        {"LISTEN chan", ROUTER_PIN_LISTEN, 0},
+        {"UNLISTEN *", 0, ROUTER_PIN_LISTEN},
+        {"UNLISTEN chan", 0, 0},
+        {"PREPARE p AS SELECT 1", ROUTER_PIN_PREPARE, 0},
+        {"DEALLOCATE ALL", 0, ROUTER_PIN_PREPARE},
+        {"deallocate prepare all", 0, ROUTER_PIN_PREPARE},
+        {"CREATE TEMP TABLE t (x int)", ROUTER_PIN_TEMP, 0},
+        {"SELECT 1 INTO TEMP t", ROUTER_PIN_TEMP, 0},
+        {"DISCARD TEMP", 0, ROUTER_PIN_TEMP},
+        {"SELECT pg_advisory_lock(1)", ROUTER_PIN_ADVISORY, 0},
+        {"SELECT pg_advisory_unlock_all()", 0, ROUTER_PIN_ADVISORY},
+        {"DECLARE c CURSOR WITH HOLD FOR SELECT 1", ROUTER_PIN_CURSOR, 0},
+        {"CLOSE ALL", 0, ROUTER_PIN_CURSOR},
+        {"LOAD 'auto_explain'", ROUTER_PIN_LOAD, 0},
+        {"SELECT set_config('a.b', 'c', false)", ROUTER_PIN_SETTING, 0},
+        {"SET default_transaction_isolation = serializable", ROUTER_PIN_SERIALIZABLE, 0},
+        {"SET default_transaction_isolation = 'read committed'", 0, ROUTER_PIN_SERIALIZABLE},
+        {"RESET default_transaction_isolation", 0, ROUTER_PIN_SERIALIZABLE},
+        {"RESET ALL", 0, ROUTER_PIN_SETTING | ROUTER_PIN_SERIALIZABLE},
+        {"DISCARD ALL", 0, ROUTER_PIN_DISCARD_ALL},
+        {"LISTEN a; CREATE TEMP TABLE t (x int)", ROUTER_PIN_LISTEN | ROUTER_PIN_TEMP, 0},
+        {"UNLISTEN *; DISCARD TEMP", 0, ROUTER_PIN_LISTEN | ROUTER_PIN_TEMP},
+        {"SELECT 1", 0, 0},
+    };
+    router_classifier *cls = router_classifier_new(NULL);
+    assert_non_null(cls);
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        router_class r;
+        router_classify(cls, kinds[i].sql, strlen(kinds[i].sql), &r);
+        if (r.pins != kinds[i].pins || r.unpins != kinds[i].unpins)
+            fail_msg("%s: pins %#x unpins %#x, expected %#x %#x", kinds[i].sql, r.pins, r.unpins,
+                     kinds[i].pins, kinds[i].unpins);
+        assert_int_equal(r.pins_session, kinds[i].pins != 0);
+        assert_int_equal(r.unpins_session, kinds[i].unpins != 0);
+    }
+    assert_false(ROUTER_PIN_DISCARD_ALL & ROUTER_PIN_LOAD);
+    assert_true(ROUTER_PIN_DISCARD_ALL & ROUTER_PIN_UNKNOWN);
+    router_classifier_free(cls);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),         cmocka_unit_test(test_nul_ends_query),
         cmocka_unit_test(test_scan_limit),    cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_prefixes),      cmocka_unit_test(test_lsn),
-        cmocka_unit_test(test_function_list),
+        cmocka_unit_test(test_function_list), cmocka_unit_test(test_pin_kinds),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

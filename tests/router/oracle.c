@@ -273,6 +273,7 @@ static bool judge_set(json_t *b, oracle_result *r, char *why, size_t cap)
     }
     if (strcmp(kind, "VAR_RESET_ALL") == 0) {
         r->sets = true;
+        r->unpins = true; /* set_config() values and a serializable default go */
         return true;
     }
     bool reset = strcmp(kind, "VAR_RESET") == 0;
@@ -302,6 +303,8 @@ static bool judge_set(json_t *b, oracle_result *r, char *why, size_t cap)
         snprintf(why, cap, "default isolation serializable");
         return local;
     }
+    if (strcmp(name, "default_transaction_isolation") == 0 && !local)
+        r->unpins = true; /* another level: a serializable default is gone */
     return true;
 }
 

@@ -203,6 +203,11 @@ static void test_pins(void **state)
         assert_int_equal(port_of(c, "SELECT inet_server_port(), x FROM routing_tmp"), pport);
     exec_ok(c, "LISTEN routing_chan");
     assert_int_equal(port_of(c, "SELECT inet_server_port()"), pport);
+    /* undoing the LISTEN leaves the temp table's pin; DISCARD TEMP lifts the last one */
+    exec_ok(c, "UNLISTEN *");
+    assert_int_equal(port_of(c, "SELECT inet_server_port(), x FROM routing_tmp"), pport);
+    exec_ok(c, "DISCARD TEMP");
+    assert_true(is_replica(port_of(c, "SELECT inet_server_port()")));
     PQfinish(c);
     c = connect_proxy(); /* a new session is free again */
     assert_true(is_replica(port_of(c, "SELECT inet_server_port()")));
