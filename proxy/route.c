@@ -1054,6 +1054,39 @@ static int to_replica(px_rclient *rt, router_topology *topo, int r)
 
 static int pick(px_rclient *rt, const uint8_t *msg, size_t len);
 
+/* primary_reads = off: a read no replica can serve now waits for one (caught up, back up,
+ * under the lag limits) as a client waits for a pool, up to query_wait_timeout, and is then
+ * closed the way pgbouncer closes a client whose wait timed out. Never the primary. */
+static int wait_for_replica(px_rclient *rt, router_topology *topo)
+{
+    px_client *c = rt->c;
+    px_route_stats *st = &rt->db->pub.stats;
+    int64_t now = router_now_ms();
+    double limit = c->io.w->cfg->query_wait_timeout;
+    if (!rt->wait_deadline_ms) {
+        rt->wait_start_ms = now;
+        rt->wait_deadline_ms = limit > 0 ? now + (int64_t)(limit * 1000) : INT64_MAX;
+        atomic_fetch_add(&route_waiting, 1);
+        /* fast polling for a short while; the monitors' wake-ups and a slower poll after */
+        int64_t fast = now + 1000;
+        router_topology_want_lsn(topo, rt->floor,
+                                 fast < rt->wait_deadline_ms ? fast : rt->wait_deadline_ms);
+        rt->wait_timer.repeat = 0.01; /* long waits poll slower */
+        ev_timer_again(c->io.w->loop, &rt->wait_timer);
+        rt->timer_on = true;
+        return -1;
+    }
+    if (now < rt->wait_deadline_ms)
+        return -1;
+    wait_stop(rt);
+    atomic_fetch_add(&st->ryw_wait_timeouts, 1);
+    px_client_fail(c, "08P01",
+                   "query_wait_timeout: no replica could serve the read within %g s "
+                   "(primary_reads = off)",
+                   limit);
+    return -1;
+}
+
 int proxy_route_pick(const px_client *cc, const uint8_t *msg, size_t len)
 {
     px_rclient *rt = cc->rt;
@@ -1130,6 +1163,8 @@ static int pick(px_rclient *rt, const uint8_t *msg, size_t len)
     }
     if (r >= 0)
         return to_replica(rt, topo, r);
+    if (policy == PX_PRIMARY_READS_OFF)
+        return wait_for_replica(rt, topo);
     /* no replica can serve it now: wait a little if one may catch up */
     int64_t now = router_now_ms();
     int wait_ms = atomic_load(&rd->replica_wait_ms);
@@ -1139,6 +1174,7 @@ static int pick(px_rclient *rt, const uint8_t *msg, size_t len)
         rt->wait_deadline_ms = now + wait_ms;
         atomic_fetch_add(&route_waiting, 1);
         router_topology_want_lsn(topo, rt->floor, rt->wait_deadline_ms);
+        rt->wait_timer.repeat = 0.001;
         ev_timer_again(c->io.w->loop, &rt->wait_timer);
         rt->timer_on = true;
         return -1;

@@ -96,7 +96,58 @@ static int teardown(void **state)
 {
     (void)state;
     replay(r1port, false);
+    replay(r2port, false);
     return routed_proxy_stop(&rp);
+}
+
+/* primary_reads = off: a read after a write waits for a replica to replay it, however long
+ * that takes (overflow would give up after replica_wait_ms and read on the primary), and is
+ * closed with query_wait_timeout's error when no replica gets there in time */
+static void test_primary_reads_off(void **state)
+{
+    (void)state;
+    routed_proxy off;
+    assert_true(routed_proxy_start(&off, "lag_poll_ms = 50\nreplica_wait_ms = 50\n"
+                                         "primary_reads = off\nquery_wait_timeout = 2\n"));
+    PGconn *w = connect_to(pport, "tusk");
+    exec_ok(w, "CREATE TABLE IF NOT EXISTS routing_off (id int primary key)");
+    exec_ok(w, "TRUNCATE routing_off");
+    PQfinish(w);
+    replay(r1port, true);
+    replay(r2port, true);
+    PGconn *c = connect_to(off.proc.port, "tusk");
+    exec_ok(c, "INSERT INTO routing_off VALUES (1)"); /* the floor: no replica has it */
+    double t0 = svc_now_ms();
+    assert_int_equal(PQsendQuery(c, "SELECT inet_server_port(), count(*) FROM routing_off"), 1);
+    usleep(600 * 1000);
+    replay(r1port, false);
+    PGresult *r = PQgetResult(c);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(atoi(PQgetvalue(r, 0, 0)), r1port);
+    assert_int_equal(atoi(PQgetvalue(r, 0, 1)), 1);
+    assert_true(svc_now_ms() - t0 >= 550);
+    PQclear(r);
+    while ((r = PQgetResult(c)))
+        PQclear(r);
+
+    /* nothing catches up within query_wait_timeout: the client is told why and closed */
+    replay(r1port, true);
+    exec_ok(c, "INSERT INTO routing_off VALUES (2)");
+    t0 = svc_now_ms();
+    r = PQexec(c, "SELECT count(*) FROM routing_off");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_non_null(strstr(PQerrorMessage(c), "primary_reads = off"));
+    double waited = svc_now_ms() - t0;
+    assert_true(waited >= 1900 && waited < 6000);
+    PQclear(r);
+    PQfinish(c);
+    replay(r1port, false);
+    replay(r2port, false);
+    /* caught up again: reads run on replicas */
+    c = connect_to(off.proc.port, "tusk");
+    assert_true(reads_on(c, pport, 10) == 0);
+    PQfinish(c);
+    assert_int_equal(routed_proxy_stop(&off), 0);
 }
 
 /* replica1 paused: excluded once over max_replica_lag_ms, back after resume */
@@ -210,6 +261,7 @@ int main(void)
     svc_env("TUSK_PG_REPLICA2_PORT");
     svc_env("TUSK_BIN");
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_primary_reads_off),
         cmocka_unit_test(test_paused_replica),
         cmocka_unit_test(test_stopped_replica),
         cmocka_unit_test(test_stop_under_load),
