@@ -471,8 +471,10 @@ static void handle_startup(px_client *c, const uint8_t *p, size_t len)
     if (is_admin_db(cfg, c->dbname)) {
         /* the admin console (admin.c): admin_users and stats_users only */
         if (!px_admin_login_allowed(c, cfg)) {
-            px_client_fail(c, "08P01", "not allowed: user \"%s\" is not in admin_users or "
-                           "stats_users", c->user);
+            px_client_fail(c, "08P01",
+                           "not allowed: user \"%s\" is not in admin_users or "
+                           "stats_users",
+                           c->user);
             return;
         }
         start_auth(c);
@@ -969,6 +971,24 @@ static bool ensure_prepared(px_client *c, px_fwd *f, px_stmt *stmt)
     return true;
 }
 
+/* Parse of a name the client already uses, without a Close: PostgreSQL refuses it. The
+ * server says so itself, in order with the rest of the batch and with the client's name:
+ * the name is parsed twice there (the first one swallowed if it succeeds), so the second
+ * fails with 42P05 and the server skips to Sync as the client expects. */
+static bool refuse_redefinition(px_client *c, px_fwd *f, const char *name)
+{
+    px_server *s = c->server;
+    pktbuf *b = &c->io.w->tmp;
+    pktbuf_reset(b);
+    pkt_parse(b, name, "", 0, 0, NULL);
+    pkt_parse(b, name, "", 0, 0, NULL);
+    if (b->failed || !px_server_expect(s, EXP_PARSE, EXPF_SWALLOW, NULL) ||
+        !px_server_expect(s, EXP_PARSE, 0, NULL))
+        return false;
+    px_fwd_emit(f, b->data, b->len);
+    return true;
+}
+
 /* the client needs a server for its next message: true when linked now */
 static bool get_server(px_client *c, const uint8_t *msg, size_t len)
 {
@@ -1079,8 +1099,10 @@ static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
                 c->xact_start = px_now(w);
             c->query_start = px_now(w);
             ok = px_server_expect(s, EXP_QUERY, 0, NULL);
-            if (type == 'Q' && tracking && whole && drops_prepared(p + 5, total - 5))
+            if (type == 'Q' && tracking && whole && drops_prepared(p + 5, total - 5)) {
                 px_sstmts_free(&s->stmts, &w->stmts);
+                px_cstmts_free(c->stmts, &w->stmts); /* the client's names are free again */
+            }
             px_fwd_bytes(&f, p, take);
             break;
         case 'S':
@@ -1119,6 +1141,10 @@ static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
             if (!*name) {
                 ok = px_server_expect(s, EXP_PARSE, 0, NULL);
                 px_fwd_bytes(&f, p, take);
+                break;
+            }
+            if (c->stmts && px_cstmts_get(c->stmts, name) && !px_stmt_name_is_shared(name)) {
+                ok = refuse_redefinition(c, &f, name);
                 break;
             }
             px_stmt *st = px_stmt_get(&w->stmts, query, strlen(query), nt, types);

@@ -474,6 +474,8 @@ typedef struct px_server_stmts {
 px_stmt *px_stmt_get(px_stmt_registry *reg, const char *query, size_t qlen, uint16_t ntypes,
                      const uint8_t *types_be);
 void px_stmt_unref(px_stmt_registry *reg, px_stmt *s);
+/* a name of the form the proxy gives statements on servers ("T_" and 16 hex digits) */
+bool px_stmt_name_is_shared(const char *name);
 void px_stmt_registry_free(px_stmt_registry *reg);
 /* client side: bind name to stmt (takes a reference, replaces an old binding) */
 bool px_cstmts_put(px_client_stmts *m, const char *name, px_stmt *stmt, px_stmt_registry *reg);
@@ -564,7 +566,7 @@ typedef struct px_client {
     char *user;   /* login name */
     char *dbname; /* database name as the client gave it */
     char addr[64];
-    uint8_t admin; /* admin console client: 1 stats_users, 2 admin_users (admin.c) */
+    uint8_t admin;         /* admin console client: 1 stats_users, 2 admin_users (admin.c) */
     struct px_rclient *rt; /* route.c: routing state, NULL until the first query */
 } px_client;
 
@@ -875,8 +877,8 @@ typedef struct px_route_stats {
 
 typedef struct px_route_db {
     struct px_route_db *next;
-    char *name;             /* [databases] entry name */
-    router_topology *topo;  /* node 0 = configured primary, then replicas, as in px_db.nodes */
+    char *name;            /* [databases] entry name */
+    router_topology *topo; /* node 0 = configured primary, then replicas, as in px_db.nodes */
     px_route_stats stats;
 } px_route_db;
 

@@ -7,6 +7,7 @@
  */
 #include "proxy/internal.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +91,7 @@ px_stmt *px_stmt_get(px_stmt_registry *reg, const char *query, size_t qlen, uint
         return NULL;
     s->refs = 1;
     s->hash = h;
-    snprintf(s->name, sizeof(s->name), "T_%016llx", (unsigned long long)h);
+    snprintf(s->name, sizeof(s->name), "T_%016llx", (unsigned long long)h); /* see below */
     s->qlen = (uint32_t)qlen;
     s->ntypes = ntypes;
     memcpy(s->query, query, qlen);
@@ -342,4 +343,14 @@ void px_sstmts_free(px_server_stmts *m, px_stmt_registry *reg)
     }
     free(m->buckets);
     memset(m, 0, sizeof(*m));
+}
+
+bool px_stmt_name_is_shared(const char *name)
+{
+    if (strncmp(name, "T_", 2) != 0 || strlen(name) != 18)
+        return false;
+    for (int i = 2; i < 18; i++)
+        if (!isxdigit((unsigned char)name[i]))
+            return false;
+    return true;
 }

@@ -72,6 +72,36 @@ static void test_prepared_across_pool(void **state)
     assert_string_equal(PQgetvalue(r, 0, 0), "5");
     PQclear(r);
     pxt_exec(c[0], "COMMIT");
+    /* redefining a name without Close fails as on PostgreSQL (42P05, the client's name), the
+     * old statement stays, and a batch behind the refused Parse is skipped up to Sync */
+    r = PQprepare(c[1], "s1", "SELECT 'other'", 0, NULL);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "42P05");
+    assert_non_null(strstr(PQerrorMessage(c[1]), "prepared statement \"s1\" already exists"));
+    PQclear(r);
+    r = PQexecPrepared(c[1], "s1", 1, p, NULL, NULL, 0);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(r, 0, 0), "6");
+    PQclear(r);
+    assert_int_equal(PQenterPipelineMode(c[1]), 1);
+    assert_int_equal(PQsendPrepare(c[1], "s1", "SELECT 'other'", 0, NULL), 1);
+    assert_int_equal(PQsendQueryPrepared(c[1], "s1", 1, p, NULL, NULL, 0), 1);
+    assert_int_equal(PQpipelineSync(c[1]), 1);
+    r = PQgetResult(c[1]);
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    PQclear(r);
+    assert_null(PQgetResult(c[1]));
+    r = PQgetResult(c[1]);
+    assert_int_equal(PQresultStatus(r), PGRES_PIPELINE_ABORTED);
+    PQclear(r);
+    assert_null(PQgetResult(c[1]));
+    r = PQgetResult(c[1]);
+    assert_int_equal(PQresultStatus(r), PGRES_PIPELINE_SYNC);
+    PQclear(r);
+    assert_int_equal(PQexitPipelineMode(c[1]), 1);
+    r = PQexecPrepared(c[1], "s1", 1, p, NULL, NULL, 0);
+    assert_string_equal(PQgetvalue(r, 0, 0), "6");
+    PQclear(r);
     /* the server side holds shared names, at most 2 servers x (10 + 1) statements */
     long long n =
         pxt_int(c[3], "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'T\\_%'");
