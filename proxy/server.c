@@ -15,7 +15,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/tcp.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,7 @@ static void server_lost(px_server *s, const char *why);
 static void login_failed(px_server *s, const uint8_t *err, size_t errlen, const char *fmt, ...)
     TUSK_PRINTF(4, 5);
 static bool send_startup(px_server *s);
+static void tls_failed(px_server *s);
 
 /* ------------------------------------------------------------------------------------------ */
 /* connecting                                                                                  */
@@ -117,7 +120,7 @@ static void server_connect_cb(struct ev_loop *loop, ev_io *io, int revents)
     if (s->login->phase == SL_TLS) {
         int r = px_tls_handshake(&s->io);
         if (r < 0)
-            login_failed(s, NULL, 0, "TLS handshake with the server failed");
+            tls_failed(s);
         else if (r > 0 && !send_startup(s))
             login_failed(s, NULL, 0, "could not send the startup packet");
         px_worker_drain(w);
@@ -478,6 +481,17 @@ bool px_server_auth_query(px_server *s, const char *query, const char *user)
 /* reading                                                                                     */
 /* ------------------------------------------------------------------------------------------ */
 
+/* the handshake failed: say why when the certificate was refused (server_tls_sslmode) */
+static void tls_failed(px_server *s)
+{
+    long v = SSL_get_verify_result(s->io.ssl);
+    if (v != X509_V_OK)
+        login_failed(s, NULL, 0, "TLS handshake with the server failed: certificate: %s",
+                     X509_verify_cert_error_string(v));
+    else
+        login_failed(s, NULL, 0, "TLS handshake with the server failed");
+}
+
 static void server_read_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     px_server *s = (px_server *)container_of(io, px_conn, rio);
@@ -489,7 +503,7 @@ static void server_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     if (s->login && s->login->phase == SL_TLS) {
         int r = px_tls_handshake(&s->io);
         if (r < 0)
-            login_failed(s, NULL, 0, "TLS handshake with the server failed");
+            tls_failed(s);
         else if (r > 0 && !send_startup(s))
             login_failed(s, NULL, 0, "could not send the startup packet");
         px_worker_drain(w);
@@ -783,10 +797,29 @@ static size_t login_pass(px_server *s, const uint8_t *data, size_t len)
                     return pos;
                 }
                 SSL_set_connect_state(s->io.ssl);
+                const px_node *node =
+                    &s->pool->db
+                         ->nodes[s->pool->node_idx < s->pool->db->n_nodes ? s->pool->node_idx : 0];
+                if (node->host[0] != '/') {
+                    struct in6_addr ip;
+                    bool is_ip = inet_pton(AF_INET, node->host, &ip) == 1 ||
+                                 inet_pton(AF_INET6, node->host, &ip) == 1;
+                    if (!is_ip)
+                        SSL_set_tlsext_host_name(s->io.ssl, node->host);
+                    /* verify-full: the certificate must name the host (or address) we
+                     * connected to, as libpq checks it */
+                    if (s->io.w->cfg->server_tls_sslmode == TLS_VERIFY_FULL &&
+                        !(is_ip
+                              ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->io.ssl), node->host)
+                              : SSL_set1_host(s->io.ssl, node->host))) {
+                        login_failed(s, NULL, 0, "TLS setup failed");
+                        return pos;
+                    }
+                }
                 s->login->phase = SL_TLS;
                 int r = px_tls_handshake(&s->io);
                 if (r < 0)
-                    login_failed(s, NULL, 0, "TLS handshake with the server failed");
+                    tls_failed(s);
                 else if (r > 0 && !send_startup(s))
                     login_failed(s, NULL, 0, "could not send the startup packet");
                 return pos;

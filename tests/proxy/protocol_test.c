@@ -414,6 +414,122 @@ static void test_tls(void **state)
     svc_sh("rm -rf %s", dir);
 }
 
+/* the primary with TLS on (a certificate for "localhost" only), for test_server_tls */
+static bool primary_tls(const char *dir, bool on)
+{
+    PGconn *d = pxt_direct("tusk");
+    char sql[512];
+    if (on) {
+        snprintf(sql, sizeof(sql), "ALTER SYSTEM SET ssl_cert_file = '%s/srv.pem'", dir);
+        pxt_exec(d, sql);
+        snprintf(sql, sizeof(sql), "ALTER SYSTEM SET ssl_key_file = '%s/srv.key'", dir);
+        pxt_exec(d, sql);
+        pxt_exec(d, "ALTER SYSTEM SET ssl = on");
+    } else {
+        pxt_exec(d, "ALTER SYSTEM RESET ssl");
+        pxt_exec(d, "ALTER SYSTEM RESET ssl_cert_file");
+        pxt_exec(d, "ALTER SYSTEM RESET ssl_key_file");
+    }
+    PGresult *r = PQexec(d, "SELECT pg_reload_conf()");
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    PQfinish(d);
+    /* the reload is asynchronous: wait until new sessions see it */
+    for (int i = 0; ok && i < 100; i++) {
+        d = pxt_direct("tusk");
+        char *v = pxt_value(d, "SHOW ssl");
+        bool done = strcmp(v, on ? "on" : "off") == 0;
+        free(v);
+        PQfinish(d);
+        if (done)
+            return true;
+        usleep(50 * 1000);
+    }
+    return false;
+}
+
+/* towards servers: TLS is really used (pg_stat_ssl on the server), verify-ca checks the chain,
+ * verify-full the host name or address, and a refused certificate is reported with its
+ * reason */
+static void test_server_tls(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/tusk-pxt-stls-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    int rc = svc_sh("cd %s && openssl req -x509 -newkey rsa:2048 -nodes -keyout srv.key -out "
+                    "srv.pem -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost "
+                    ">/dev/null 2>&1 && openssl req -x509 -newkey rsa:2048 -nodes -keyout "
+                    "other.key -out other.pem -days 2 -subj /CN=other >/dev/null 2>&1 && "
+                    "chmod 755 . && chmod 600 srv.key && chown postgres srv.key srv.pem",
+                    dir);
+    if (rc != 0)
+        skip();
+    int pg = svc_env_int("TUSK_PG_PRIMARY_PORT");
+    assert_true(primary_tls(dir, true));
+    char dbs[512];
+    snprintf(dbs, sizeof(dbs),
+             "by_name = host=localhost port=%d dbname=tusk\n"
+             "by_addr = host=127.0.0.1 port=%d dbname=tusk\n",
+             pg, pg);
+    char extra[512];
+    snprintf(extra, sizeof(extra),
+             "pool_mode = transaction\nserver_tls_sslmode = verify-full\n"
+             "server_tls_ca_file = %s/srv.pem\nserver_connect_timeout = 3\n"
+             "query_wait_timeout = 5\n",
+             dir);
+    pxt_proxy tp;
+    pxt_start(&tp, extra, dbs, NULL);
+    PGconn *c = pxt_connect(&tp, "tusk", "tusk", "by_name");
+    char *ssl = pxt_value(c, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
+    assert_string_equal(ssl, "t");
+    free(ssl);
+    PGresult *r = PQexec(c, "SELECT repeat('s', 3000000)");
+    assert_int_equal(PQgetlength(r, 0, 0), 3000000);
+    PQclear(r);
+    PQfinish(c);
+    /* the certificate names localhost, not 127.0.0.1: verify-full refuses the address */
+    c = pxt_try_connect(tp.port, "tusk", "tusk", "by_addr", NULL);
+    assert_int_not_equal(PQstatus(c), CONNECTION_OK);
+    if (!strstr(PQerrorMessage(c), "certificate"))
+        fail_msg("expected a certificate error, got: %s", PQerrorMessage(c));
+    PQfinish(c);
+    pxt_stop(&tp, SIGTERM);
+
+    /* verify-ca with another CA: refused; require: encrypted without checks */
+    snprintf(extra, sizeof(extra),
+             "pool_mode = transaction\nserver_tls_sslmode = verify-ca\n"
+             "server_tls_ca_file = %s/other.pem\nserver_connect_timeout = 3\n"
+             "query_wait_timeout = 5\n",
+             dir);
+    pxt_start(&tp, extra, dbs, NULL);
+    c = pxt_try_connect(tp.port, "tusk", "tusk", "by_name", NULL);
+    assert_int_not_equal(PQstatus(c), CONNECTION_OK);
+    if (!strstr(PQerrorMessage(c), "certificate"))
+        fail_msg("expected a certificate error, got: %s", PQerrorMessage(c));
+    PQfinish(c);
+    pxt_stop(&tp, SIGTERM);
+    pxt_start(&tp, "pool_mode = transaction\nserver_tls_sslmode = require\n", dbs, NULL);
+    c = pxt_connect(&tp, "tusk", "tusk", "by_addr");
+    ssl = pxt_value(c, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
+    assert_string_equal(ssl, "t");
+    free(ssl);
+    PQfinish(c);
+    pxt_stop(&tp, SIGTERM);
+
+    assert_true(primary_tls(dir, false));
+    /* require against a server without TLS: a clear error, not a hang */
+    pxt_start(&tp,
+              "pool_mode = transaction\nserver_tls_sslmode = require\n"
+              "query_wait_timeout = 5\n",
+              dbs, NULL);
+    c = pxt_try_connect(tp.port, "tusk", "tusk", "by_addr", NULL);
+    assert_int_not_equal(PQstatus(c), CONNECTION_OK);
+    assert_non_null(strstr(PQerrorMessage(c), "server does not support TLS"));
+    PQfinish(c);
+    pxt_stop(&tp, SIGTERM);
+    svc_sh("rm -rf %s", dir);
+}
+
 /* Debian's stock pgbouncer.ini, with only its paths, port and one database changed */
 static void test_stock_pgbouncer_ini(void **state)
 {
@@ -476,6 +592,7 @@ int main(void)
         cmocka_unit_test(test_error_mid_transaction),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_session_notify_and_unix_socket),
+        cmocka_unit_test(test_server_tls),
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_stock_pgbouncer_ini),
     };
