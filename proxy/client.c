@@ -1,9 +1,10 @@
 /*
  * Client side of the protocol: the login (startup packet, SSL/GSS negotiation, cancel
  * requests, trust / cleartext / md5 / SCRAM-SHA-256 authentication against auth_file or
- * auth_query, the welcome) and the client half of the data path: each message a logged-in
- * client sends is checked, gets a server if it has none (pool.c), and is forwarded, with
- * named prepared statements rewritten in transaction mode.
+ * auth_query, client certificates, peer credentials, auth_hba_file rules, the welcome) and the
+ * client half of the data path: each message a logged-in client sends is checked, gets a server if
+ * it has none (pool.c), and is forwarded, with named prepared statements rewritten in transaction
+ * mode.
  *
  * Every forwarded message that will be answered is recorded in the server's expected-response
  * queue (server.c), so the server side knows which answers to forward, which to swallow and
@@ -15,6 +16,9 @@
 
 #include <arpa/inet.h>
 #include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <pwd.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,12 +29,14 @@ enum { LG_STARTUP = 0, LG_TLS, LG_PASSWORD, LG_SASL_FINAL };
 struct px_login {
     uint8_t phase;
     uint8_t method; /* what the client is asked for: AUTH_TRUST/PLAIN/MD5/SCRAM */
+    uint8_t want;   /* what start_auth chose: auth_type, or the auth_hba_file line's method */
     bool tls;       /* TLS handshake done */
     uint8_t salt[4];
     px_config *cfg; /* the config the login started with (reference) */
     const px_db *db;
     char *stored; /* password or secret to check against */
     auth_scram_server scram;
+    struct sockaddr_storage peer; /* AF_UNIX for unix sockets (auth_hba_file local lines) */
 };
 
 static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents);
@@ -68,6 +74,10 @@ void px_client_accept(px_worker *w, int fd, const struct sockaddr *sa, socklen_t
         return;
     }
     c->login->cfg = px_config_ref(w->cfg);
+    if (is_unix)
+        c->login->peer.ss_family = AF_UNIX;
+    else if (salen <= sizeof(c->login->peer))
+        memcpy(&c->login->peer, sa, salen);
     if (is_unix) {
         snprintf(c->addr, sizeof(c->addr), "unix");
     } else if (sa->sa_family == AF_INET) {
@@ -81,7 +91,6 @@ void px_client_accept(px_worker *w, int fd, const struct sockaddr *sa, socklen_t
         inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
         snprintf(c->addr, sizeof(c->addr), "[%s]:%d", ip, ntohs(in6->sin6_port));
     }
-    (void)salen;
     px_list_add_tail(&w->login_clients, &c->node);
     w->n_clients++;
     int n = atomic_fetch_add(&px_g.n_clients, 1) + 1;
@@ -706,7 +715,7 @@ static void ask_password(px_client *c)
     bool md5_hash = auth_is_md5_hash(st);
     pktbuf *b = &c->io.w->tmp;
     pktbuf_reset(b);
-    int want = cfg->auth_type;
+    int want = lg->want;
     if (want == AUTH_MD5 && scram_secret)
         want = AUTH_SCRAM; /* as PostgreSQL does for an md5 line and a SCRAM secret */
     if (want == AUTH_SCRAM && md5_hash) {
@@ -743,6 +752,95 @@ static void ask_password(px_client *c)
     send_now(c, b);
 }
 
+/* the client's address as PostgreSQL's authentication errors name it */
+static const char *peer_host(const px_login *lg, char *buf, size_t cap)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&lg->peer;
+    if (sa->sa_family == AF_INET)
+        return inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)cap);
+    if (sa->sa_family == AF_INET6)
+        return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
+                         (socklen_t)cap);
+    return "[local]";
+}
+
+/* auth cert: a TLS connection whose verified client certificate names the user (CN) */
+static void cert_auth(px_client *c)
+{
+    X509 *cert = c->io.ssl ? SSL_get0_peer_certificate(c->io.ssl) : NULL;
+    if (!cert || SSL_get_verify_result(c->io.ssl) != X509_V_OK) {
+        px_client_fail(c, "28000", "connection requires a valid client certificate");
+        return;
+    }
+    char cn[256];
+    int n =
+        X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, (int)sizeof(cn));
+    if (n < 0 || (size_t)n != strlen(cn) || strcmp(cn, c->user) != 0) {
+        log_info("client %s: certificate CN \"%s\" is not user \"%s\"", c->addr, n < 0 ? "" : cn,
+                 c->user);
+        px_client_fail(c, "28000", "certificate authentication failed for user \"%s\"", c->user);
+        return;
+    }
+    auth_ok(c);
+}
+
+/* auth peer: the unix socket's other end runs as the operating-system user of that name */
+static void peer_auth(px_client *c)
+{
+    struct ucred cr;
+    socklen_t len = sizeof(cr);
+    struct passwd pw, *found = NULL;
+    char buf[2048];
+    if (!c->io.is_unix || getsockopt(c->io.fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 ||
+        getpwuid_r(cr.uid, &pw, buf, sizeof(buf), &found) != 0 || !found ||
+        strcmp(found->pw_name, c->user) != 0) {
+        px_client_fail(c, "28000", "Peer authentication failed for user \"%s\"", c->user);
+        return;
+    }
+    auth_ok(c);
+}
+
+/* auth_type = hba: the method of the first matching auth_hba_file line (AUTH_*), or -1 when
+ * the client was answered already (trust, peer, reject, no line) */
+static int hba_method(px_client *c)
+{
+    px_login *lg = c->login;
+    int line = 0;
+    int m = px_hba_match(lg->cfg->hba, (const struct sockaddr *)&lg->peer, c->io.ssl != NULL,
+                         c->dbname, c->user, &line);
+    char host[INET6_ADDRSTRLEN];
+    const char *h = peer_host(lg, host, sizeof(host));
+    switch (m) {
+    case PX_HBA_TRUST:
+        auth_ok(c);
+        return -1;
+    case PX_HBA_PEER:
+        peer_auth(c);
+        return -1;
+    case PX_HBA_MD5:
+        return AUTH_MD5;
+    case PX_HBA_SCRAM:
+        return AUTH_SCRAM;
+    case PX_HBA_PASSWORD:
+        return AUTH_PLAIN;
+    case PX_HBA_CERT:
+        return AUTH_CERT;
+    case PX_HBA_REJECT:
+        log_info("client %s: auth_hba_file line %d rejects %s@%s", c->addr, line, c->user,
+                 c->dbname);
+        px_client_fail(c, "28000",
+                       "pg_hba.conf rejects connection for host \"%s\", user \"%s\", database "
+                       "\"%s\", %s",
+                       h, c->user, c->dbname, c->io.ssl ? "SSL encryption" : "no encryption");
+        return -1;
+    default:
+        px_client_fail(c, "28000",
+                       "no pg_hba.conf entry for host \"%s\", user \"%s\", database \"%s\", %s", h,
+                       c->user, c->dbname, c->io.ssl ? "SSL encryption" : "no encryption");
+        return -1;
+    }
+}
+
 /* decide how this client authenticates */
 static void start_auth(px_client *c)
 {
@@ -752,6 +850,14 @@ static void start_auth(px_client *c)
         auth_ok(c);
         return;
     }
+    int want = cfg->auth_type == AUTH_HBA ? hba_method(c) : cfg->auth_type;
+    if (want < 0)
+        return;
+    if (want == AUTH_CERT) {
+        cert_auth(c);
+        return;
+    }
+    lg->want = (uint8_t)want;
     const char *stored = NULL;
     if (lg->db && lg->db->password && *lg->db->password && lg->db->user &&
         strcmp(lg->db->user, c->user) == 0)

@@ -55,6 +55,7 @@ static const keydef keys[] = {
     K("admin_listen", T_STR, admin_listen, "", 0, 0),
     K("auth_type", T_AUTHTYPE, auth_type, "md5", 0, 0),
     K("auth_file", T_STR, auth_file, "", 0, 0),
+    K("auth_hba_file", T_STR, auth_hba_file, "", 0, 0),
     K("auth_query", T_STR, auth_query, "SELECT usename, passwd FROM pg_shadow WHERE usename=$1", 0,
       0),
     K("auth_user", T_STR, auth_user, "", 0, 0),
@@ -121,7 +122,6 @@ static const char *const known_unused[] = {"unix_socket_group",
                                            "client_tls_dheparams",
                                            "client_tls_ecdhcurve",
                                            "server_tls_protocols",
-                                           "auth_hba_file",
                                            "server_fast_close",
                                            "application_name_add_host",
                                            "stats_period",
@@ -281,6 +281,7 @@ void px_config_unref(px_config *cfg)
         free(cfg->users[i].name);
     free(cfg->users);
     userlist_free(cfg->users_file);
+    px_hba_free(cfg->hba);
     if (cfg->client_tls)
         SSL_CTX_free(cfg->client_tls);
     if (cfg->server_tls)
@@ -797,12 +798,23 @@ static int parse_sslmode(const char *s)
 /* checks across keys, auth_file, defaults that depend on other keys */
 static bool finish(px_config *cfg, const char *path, char *err, size_t errlen)
 {
-    if (cfg->auth_type == AUTH_HBA || cfg->auth_type == AUTH_CERT) {
-        log_warning("auth_type = %s is not supported by tusk yet; using scram-sha-256 / md5 from "
-                    "auth_file",
-                    px_auth_type_name(cfg->auth_type));
-        cfg->auth_type = AUTH_MD5;
-        cfg->n_warnings++;
+    if (cfg->auth_type == AUTH_HBA) {
+        if (!cfg->auth_hba_file || !*cfg->auth_hba_file) {
+            snprintf(err, errlen, "auth_type = hba needs auth_hba_file");
+            return false;
+        }
+        char full[4096];
+        const char *hf = cfg->auth_hba_file;
+        if (hf[0] != '/' && path && access(hf, R_OK) != 0) {
+            const char *slash = strrchr(path, '/'); /* as auth_file: the config's folder */
+            if (slash) {
+                snprintf(full, sizeof(full), "%.*s/%s", (int)(slash - path), path, hf);
+                hf = full;
+            }
+        }
+        cfg->hba = px_hba_load(hf, err, errlen);
+        if (!cfg->hba)
+            return false;
     }
     if (cfg->pool_mode == PM_STATEMENT) {
         log_warning("pool_mode = statement is served as transaction");

@@ -172,6 +172,26 @@ typedef struct px_usercfg {
     int pool_size;            /* -1 = database / global */
 } px_usercfg;
 
+/* hba.c: auth_hba_file (pg_hba.conf format) */
+typedef struct px_hba px_hba;
+enum {
+    PX_HBA_NONE = 0, /* no line matched: rejected */
+    PX_HBA_TRUST,
+    PX_HBA_REJECT,
+    PX_HBA_MD5,
+    PX_HBA_PASSWORD,
+    PX_HBA_SCRAM,
+    PX_HBA_CERT,
+    PX_HBA_PEER,
+};
+/* parse the file whole; NULL with err set on any bad line */
+px_hba *px_hba_load(const char *path, char *err, size_t errlen);
+void px_hba_free(px_hba *h);
+/* the method of the first line matching the connection (AF_UNIX for local), PX_HBA_NONE if
+ * none; *line gets the line number (0 if none) */
+int px_hba_match(const px_hba *h, const struct sockaddr *sa, bool tls, const char *db,
+                 const char *user, int *line);
+
 typedef struct px_config {
     atomic_int refs;
     char *path;
@@ -189,6 +209,8 @@ typedef struct px_config {
     char *auth_user;
     char *auth_dbname;
     userlist *users_file; /* loaded auth_file, NULL when none */
+    char *auth_hba_file;
+    struct px_hba *hba; /* loaded auth_hba_file (auth_type = hba) */
     char *admin_users, *stats_users;
     /* logging / process */
     char *logfile, *pidfile;

@@ -62,8 +62,16 @@ SSL_CTX *px_tls_server_ctx(const px_config *cfg, char *err, size_t errlen)
             tls_error(err, errlen, "client_tls_ca_file", cfg->client_tls_ca_file);
             goto fail;
         }
-        if (cfg->client_tls_sslmode >= TLS_VERIFY_CA)
-            SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+        /* with a CA, a certificate is asked for (auth cert, hba cert lines); verify-ca and
+         * verify-full refuse clients without one */
+        SSL_CTX_set_verify(ctx,
+                           cfg->client_tls_sslmode >= TLS_VERIFY_CA
+                               ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+                               : SSL_VERIFY_PEER,
+                           NULL);
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(cfg->client_tls_ca_file);
+        if (names)
+            SSL_CTX_set_client_CA_list(ctx, names);
     }
     return ctx;
 fail:
