@@ -141,6 +141,14 @@ void px_client_close(px_client *c, const char *reason)
     else if (c->state == CL_LOGIN)
         log_debug("client %s closed during login: %s", c->addr, reason);
     px_server *s = c->server;
+    if (s && c->pipelined) {
+        px_pool_pipe_drop_next(s); /* its answers are dropped when its turn comes */
+        s = NULL;
+    } else if (s && s->next) {
+        s->client = NULL; /* the server passes to the next client after this query */
+        c->server = NULL;
+        s = NULL;
+    }
     if (s) {
         s->client = NULL;
         c->server = NULL;
@@ -1112,6 +1120,8 @@ static bool get_server(px_client *c, const uint8_t *msg, size_t len)
         if (rp)
             p = rp;
     }
+    if (px_pool_pipeline(p, c, msg, len))
+        return true;
     return px_pool_acquire(p, c);
 }
 
@@ -1188,6 +1198,8 @@ static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
             pos += total; /* answered by the proxy (SET tusk.*) */
             continue;
         }
+        if (c->server && c->server->next && c->server->client == c)
+            break; /* another client's read is queued behind ours: this waits for the switch */
         if (!c->server) {
             /* PAUSE: the message waits in the buffer until RESUME (admin.c) */
             if (px_admin_paused(c->dbname) || !get_server(c, p, whole ? total : avail))
@@ -1200,17 +1212,28 @@ static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
         size_t take = whole ? total : avail;
         switch (type) {
         case 'Q':
-        case 'F':
+        case 'F': {
             if (c->txn_status == 'I')
                 c->xact_start = px_now(w);
             c->query_start = px_now(w);
-            ok = px_server_expect(s, EXP_QUERY, 0, NULL);
+            uint8_t fl = 0;
+            if (c->pipelined && !c->pipe_queued) {
+                fl = EXPF_SWITCH; /* the server passes to this client here */
+                c->pipe_queued = true;
+                c->pipe_msg_ok = true; /* px_pool_pipeline checked it */
+            } else if (type == 'Q' && w->cfg->pipeline_reads && !c->pipelined && !c->rt) {
+                s->pipe_ok = c->txn_status == 'I' && s->qlen == 0 && whole &&
+                             proxy_route_pipelinable(p, total);
+                s->pipe_sent = c->query_start;
+            }
+            ok = px_server_expect(s, EXP_QUERY, fl, NULL);
             if (type == 'Q' && tracking && whole && drops_prepared(p + 5, total - 5)) {
                 px_sstmts_free(&s->stmts, &w->stmts);
                 px_cstmts_free(c->stmts, &w->stmts); /* the client's names are free again */
             }
             px_fwd_bytes(&f, p, take);
             break;
+        }
         case 'S':
             ok = px_server_expect(s, EXP_SYNC, 0, NULL);
             px_fwd_bytes(&f, p, take);
@@ -1494,6 +1517,10 @@ void px_client_check_timeouts(px_client *c, double now)
 void px_client_cancel(px_client *c)
 {
     px_server *s = c->server;
+    if (c->pipelined) {
+        c->cancel_pending = true; /* the server runs another client's query now */
+        return;
+    }
     if (c->io.closed || !s || s->qlen == 0 || s->state != SV_ACTIVE)
         return; /* idle: nothing to cancel */
     const px_db *db = s->pool->db;

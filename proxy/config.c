@@ -65,6 +65,7 @@ static const keydef keys[] = {
     K("logfile", T_STR, logfile, "", 0, 0),
     K("pidfile", T_STR, pidfile, "", 0, 0),
     K("log_connections", T_BOOL, log_connections, "1", 0, 0),
+    K("pipeline_reads", T_BOOL, pipeline_reads, "0", 0, 0),
     K("log_disconnections", T_BOOL, log_disconnections, "1", 0, 0),
     K("log_pooler_errors", T_BOOL, log_pooler_errors, "1", 0, 0),
     K("verbose", T_INT, verbose, "0", 0, 10),

@@ -215,6 +215,7 @@ typedef struct px_config {
     /* logging / process */
     char *logfile, *pidfile;
     bool log_connections, log_disconnections, log_pooler_errors;
+    bool pipeline_reads; /* a waiting read may be sent behind another on a busy server */
     int verbose;
     int workers;
     /* pools */
@@ -533,6 +534,7 @@ enum {
 #define EXPF_SWALLOW 1   /* the client did not ask: do not forward the response */
 #define EXPF_GOT_T 2     /* describe statement: ParameterDescription seen */
 #define EXPF_FAILED 0x80 /* internal query: an ErrorResponse came */
+#define EXPF_SWITCH 4    /* the first request of server->next: the server passes to it here */
 
 enum { INTQ_RESET = 1, INTQ_CHECK, INTQ_SETVARS, INTQ_AUTH, INTQ_LSN };
 
@@ -551,6 +553,7 @@ typedef struct px_stats {
     uint64_t xact_time_us, query_time_us, wait_time_us;
     uint64_t errors;
     uint64_t prep_hits, prep_misses; /* prepared statement found on the server / injected */
+    uint64_t pipelined;              /* reads sent behind another client's (pipeline_reads) */
     /* latency histograms (admin.h adm_hist_bounds; last = above every bound), for /metrics */
     uint64_t xact_hist[PX_HIST_BUCKETS + 1], query_hist[PX_HIST_BUCKETS + 1];
 } px_stats;
@@ -590,6 +593,10 @@ typedef struct px_client {
     char addr[64];
     uint8_t admin;         /* admin console client: 1 stats_users, 2 admin_users (admin.c) */
     struct px_rclient *rt; /* route.c: routing state, NULL until the first query */
+    bool pipelined;        /* linked as server->next: its query waits behind another's */
+    bool pipe_msg_ok;      /* its pipelined query may have another behind it in turn */
+    bool pipe_queued;      /* its first pipelined request (EXPF_SWITCH) is on the server */
+    bool cancel_pending;   /* a cancel that came while pipelined: sent when its turn comes */
 } px_client;
 
 enum {
@@ -632,6 +639,11 @@ typedef struct px_server {
     pktbuf *rt_held_t;  /* route.c: RowDescription held until the statement runs */
     char *rt_sets;      /* route.c: untracked session SETs this server has (script) */
     char *rt_set_names; /* route.c: their names, one per line */
+    /* pipeline_reads: a client whose query was sent behind the current client's one; the
+     * server passes to it at the EXPF_SWITCH entry (pool.c px_pool_pipeline) */
+    px_client *next;
+    bool pipe_ok;     /* the current query may have another behind it */
+    double pipe_sent; /* when the current query was sent */
 } px_server;
 
 /* process-wide counters of one (database, user, node), shared by the workers */
@@ -842,6 +854,13 @@ static inline bool px_server_at_boundary(const px_server *s)
 /* pool.c                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
+/* pipeline_reads: send the client's whole simple Query (msg) behind a busy server's one
+ * instead of waiting for a server; true when linked that way */
+bool px_pool_pipeline(px_pool *p, px_client *c, const uint8_t *msg, size_t len);
+/* the server reached its EXPF_SWITCH entry: the current client is done, next takes over */
+void px_pool_pipe_switch(px_server *s);
+/* a client is gone or a server closes: unlink the pipelined next client */
+void px_pool_pipe_drop_next(px_server *s);
 /* a client needs a server: link now (true) or queue it (false: client state CL_WAITING) */
 bool px_pool_acquire(px_pool *p, px_client *c);
 /* the transaction on s finished or its client left: reuse, reset or close it */
@@ -924,6 +943,8 @@ void px_route_configure(px_config *cfg);
  * state; true when the proxy answered it itself (SET tusk.*) and it must not be forwarded
  * (a Parse may instead emit a failing Parse through f, see route.c ext_reject) */
 bool proxy_route_message(px_client *c, px_fwd *f, const uint8_t *msg, size_t len);
+/* may this whole simple Query wait behind another client's on a server (pipeline_reads)? */
+bool proxy_route_pipelinable(const uint8_t *msg, size_t len);
 /* does the client have SET tusk.* statements, portals or a batch the proxy answers itself
  * (extended protocol)? Then every message goes through proxy_route_ext first */
 bool proxy_route_ext_active(const px_client *c);

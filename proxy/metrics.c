@@ -293,6 +293,9 @@ bool adm_metrics_text(pktbuf *b)
     POOL_COUNTER("tusk_prepared_statement_misses_total",
                  "Prepared statements the proxy had to Parse on the server first",
                  r->st.prep_misses);
+    POOL_COUNTER("tusk_pipelined_reads_total",
+                 "Reads sent behind another client's read on a busy server (pipeline_reads)",
+                 r->st.pipelined);
     family(b, "tusk_query_duration_seconds", "histogram", "Query latency seen by the proxy");
     histogram(b, "tusk_query_duration_seconds", bynode, nn, false);
     family(b, "tusk_transaction_duration_seconds", "histogram",

@@ -390,6 +390,105 @@ bool px_pool_acquire(px_pool *p, px_client *c)
     return false;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* pipeline_reads                                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A read that would wait for a server is sent behind the read another client runs on a busy
+ * server: PostgreSQL takes it from its socket the moment it answers the first, instead of
+ * sleeping until the proxy hands the server over. Only autocommit single-statement reads that
+ * leave no session state (route.c proxy_route_pipelinable) go either side, on servers whose
+ * session parameters are the client's, one deep, and only behind a query sent less than
+ * PIPE_MAX_AGE ago, so a read never waits long behind a slow one. */
+#define PIPE_MAX_AGE 0.002
+
+static bool vars_match(const px_server *s, const px_client *c)
+{
+    for (int i = 0; i < VAR_COUNT; i++)
+        if (c->vars[i] && c->vars[i] != s->vars[i])
+            return false;
+    return true;
+}
+
+bool px_pool_pipeline(px_pool *p, px_client *c, const uint8_t *msg, size_t len)
+{
+    px_worker *w = p->w;
+    if (!w->cfg->pipeline_reads || p->mode == PM_SESSION || c->rt || c->authq ||
+        c->txn_status != 'I' || len < 6 || msg[0] != 'Q' || p->n_waiting > 0 || p->n_idle > 0 ||
+        atomic_load(&p->shared->servers) < p->size || len < 5 || 1 + pkt_get_u32(msg + 1) != len)
+        return false;
+    double now = px_now(w);
+    px_server *best = NULL;
+    px_list *it;
+    for (it = p->active_servers.next; it != &p->active_servers; it = it->next) {
+        px_server *s = container_of(it, px_server, node);
+        if (!s->pipe_ok || s->next || !s->client || s->qlen != 1 ||
+            s->q[s->qhead].kind != EXP_QUERY || now - s->pipe_sent > PIPE_MAX_AGE ||
+            px_conn_backlogged(&s->io) || !vars_match(s, c))
+            continue;
+        if (!best || s->pipe_sent < best->pipe_sent)
+            best = s; /* sent first: likely answered first */
+    }
+    if (!best || !proxy_route_pipelinable(msg, len))
+        return false;
+    best->next = c;
+    c->server = best;
+    c->pipelined = true;
+    c->pipe_queued = false;
+    px_pool *home = c->pool ? c->pool : p;
+    px_pool_client_set_state(c, CL_ACTIVE, home);
+    home->stats.server_assignments++;
+    p->stats.pipelined++;
+    return true;
+}
+
+void px_pool_pipe_switch(px_server *s)
+{
+    px_worker *w = s->io.w;
+    px_client *a = s->client, *b = s->next;
+    double now = px_now(w);
+    s->q[s->qhead].flags &= (uint8_t)~EXPF_SWITCH;
+    s->next = NULL;
+    s->client = b;
+    s->pipe_ok = b && b->pipe_msg_ok;
+    s->pipe_sent = now;
+    if (a) {
+        px_stats *st = &s->pool->stats;
+        st->xact_count++;
+        st->xact_time_us += (uint64_t)((now - a->xact_start) * 1e6);
+        st->xact_hist[px_hist_bucket(now - a->xact_start)]++;
+        a->server = NULL;
+        px_pool_client_set_state(a, CL_IDLE, a->pool);
+        if (a->close_after_txn || w->shutting_down)
+            px_client_fail(a, "57P01", "the proxy is shutting down");
+        else if (a->io.read_paused)
+            px_conn_resume(&a->io);
+        else if (a->io.rlen)
+            px_conn_schedule(&a->io);
+    }
+    if (b) {
+        b->pipelined = false;
+        s->last_used = now;
+        if (b->cancel_pending) {
+            b->cancel_pending = false;
+            px_client_cancel(b);
+        }
+        if (b->io.rlen)
+            px_conn_schedule(&b->io); /* what it sent meanwhile */
+    }
+}
+
+void px_pool_pipe_drop_next(px_server *s)
+{
+    px_client *b = s->next;
+    if (!b)
+        return;
+    s->next = NULL;
+    b->server = NULL;
+    b->pipelined = false;
+    b->cancel_pending = false;
+}
+
 /* tell worker i a connection slot is free so its waiting clients need not wait for its
  * janitor */
 static void hand_over(int i)

@@ -204,6 +204,22 @@ void px_server_close(px_server *s, const char *reason)
     px_pool *p = s->pool;
     bool was_login = s->state == SV_CONNECTING || s->state == SV_LOGIN;
     log_debug("server %s/%s node %d closed: %s", p->dbname, p->user, s->node_idx, reason);
+    px_client *next = s->next;
+    int next_out = 0, next_ready = 0;
+    if (next) {
+        /* a pipelined client: its requests, from the switch on, fail like the current one's */
+        bool mine = false;
+        for (uint32_t i = 0; i < s->qlen; i++) {
+            px_exp *e = &s->q[(s->qhead + i) % s->qcap];
+            mine |= (e->flags & EXPF_SWITCH) != 0;
+            if (!mine || e->kind == EXP_INTERNAL)
+                continue;
+            next_out++;
+            if (e->kind == EXP_SYNC || e->kind == EXP_QUERY)
+                next_ready++;
+        }
+        px_pool_pipe_drop_next(s);
+    }
     if (s->client) {
         px_client *c = s->client;
         s->client = NULL;
@@ -240,6 +256,8 @@ void px_server_close(px_server *s, const char *reason)
     w->zombies = &s->io;
     if (!was_login)
         px_pool_server_gone(p, NULL, 0);
+    if (next)
+        px_client_server_lost(next, next_out, next_ready, NULL, 0);
 }
 
 /* free a closed server (end of the loop pass) */
@@ -298,6 +316,8 @@ static void server_lost(px_server *s, const char *why)
     int outstanding = 0, ready = 0;
     for (uint32_t i = 0; i < s->qlen; i++) {
         px_exp *e = &s->q[(s->qhead + i) % s->qcap];
+        if (e->flags & EXPF_SWITCH)
+            break; /* the pipelined client's: px_server_close tells it */
         if (e->kind == EXP_INTERNAL)
             continue;
         outstanding++;
@@ -1142,6 +1162,14 @@ static size_t data_pass(px_server *s, const uint8_t *data, size_t len)
                     sent += total;
                 }
                 px_server_emit_fakes(s, &f);
+            }
+            if (s->qlen && (s->q[s->qhead].flags & EXPF_SWITCH)) {
+                /* pipeline_reads: the next client's answers start here */
+                px_fwd_finish(&f);
+                px_pool_pipe_switch(s);
+                c = s->io.closed ? NULL : s->client;
+                px_fwd_init(&f, c ? &c->io : NULL);
+                continue;
             }
             if (s->qlen == 0) {
                 px_fwd_finish(&f);

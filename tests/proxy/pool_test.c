@@ -523,6 +523,102 @@ static void test_prepared_lru(void **state)
     pxt_stop(&px, SIGTERM);
 }
 
+/* pipeline_reads: with 2 servers and 8 busy clients, reads are sent behind other clients'
+ * reads. Every answer must reach its own client: each query names its client and round, and
+ * some clients mix in errors, transactions, writes, session SETs and a client that leaves
+ * while its read waits behind another. */
+static void test_pipeline_reads(void **state)
+{
+    (void)state;
+    int http = svc_free_port();
+    char extra[256];
+    snprintf(extra, sizeof(extra),
+             "pool_mode = transaction\ndefault_pool_size = 2\npipeline_reads = 1\n"
+             "admin_listen = 127.0.0.1:%d\n",
+             http);
+    pxt_proxy px;
+    pxt_start(&px, extra, NULL, NULL);
+    enum { N = 8, ROUNDS = 150 };
+    PGconn *c[N];
+    for (int i = 0; i < N; i++)
+        c[i] = pxt_connect(&px, "tusk", "tusk", "tusk");
+    PGconn *setup = pxt_connect(&px, "tusk", "tusk", "tusk");
+    pxt_exec(setup, "CREATE TABLE IF NOT EXISTS pxt_pipe (id int, v int)");
+    PQfinish(setup);
+    pxt_exec(c[5], "SET application_name = 'pipe5'"); /* its reads need its own setting */
+    for (int round = 0; round < ROUNDS; round++) {
+        char sql[N][160];
+        for (int i = 0; i < N; i++) {
+            if (i == 3 && round % 7 == 0)
+                snprintf(sql[i], sizeof(sql[i]), "SELECT %d, %d, 1/0", i, round);
+            else if (i == 4 && round % 5 == 0)
+                snprintf(sql[i], sizeof(sql[i]),
+                         "BEGIN; INSERT INTO pxt_pipe VALUES (%d, %d); SELECT %d, %d; COMMIT", i,
+                         round, i, round);
+            else if (i == 5)
+                snprintf(sql[i], sizeof(sql[i]),
+                         "SELECT %d, %d, current_setting('application_name')", i, round);
+            else
+                snprintf(sql[i], sizeof(sql[i]), "SELECT %d, %d, pg_sleep(0.0002)", i, round);
+            if (!PQsendQuery(c[i], sql[i]))
+                fail_msg("send %d: %s", i, PQerrorMessage(c[i]));
+        }
+        for (int i = 0; i < N; i++) {
+            PGresult *r;
+            bool got = false;
+            while ((r = PQgetResult(c[i]))) {
+                ExecStatusType st = PQresultStatus(r);
+                if (i == 3 && round % 7 == 0) {
+                    assert_int_equal(st, PGRES_FATAL_ERROR);
+                    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "22012");
+                    got = true;
+                } else if (st == PGRES_TUPLES_OK) {
+                    if (atoi(PQgetvalue(r, 0, 0)) != i || atoi(PQgetvalue(r, 0, 1)) != round)
+                        fail_msg("client %d round %d got the answer of client %s round %s", i,
+                                 round, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+                    if (i == 5)
+                        assert_string_equal(PQgetvalue(r, 0, 2), "pipe5");
+                    got = true;
+                } else if (st != PGRES_COMMAND_OK) {
+                    fail_msg("client %d round %d: %s", i, round, PQerrorMessage(c[i]));
+                }
+                PQclear(r);
+            }
+            assert_true(got);
+        }
+        if (round == ROUNDS / 2) {
+            /* a client that leaves while its read may be waiting behind another's */
+            PGconn *q = pxt_connect(&px, "tusk", "tusk", "tusk");
+            for (int i = 0; i < N; i++)
+                PQsendQuery(c[i], "SELECT pg_sleep(0.001)");
+            PQsendQuery(q, "SELECT 1");
+            PQfinish(q);
+            for (int i = 0; i < N; i++) {
+                PGresult *r;
+                while ((r = PQgetResult(c[i]))) {
+                    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+                    PQclear(r);
+                }
+            }
+        }
+    }
+    long long rows = pxt_int(c[0], "SELECT count(*) FROM pxt_pipe");
+    assert_true(rows >= ROUNDS / 5);
+    pxt_exec(c[0], "DROP TABLE pxt_pipe");
+    int st;
+    char *m = pxt_http_get(http, "/metrics", &st);
+    assert_int_equal(st, 200);
+    const char *line = strstr(m, "\ntusk_pipelined_reads_total{");
+    assert_non_null(line);
+    double piped = strtod(strchr(strchr(line, '}'), ' ') + 1, NULL);
+    if (piped < 10)
+        fail_msg("only %g reads were pipelined", piped);
+    free(m);
+    for (int i = 0; i < N; i++)
+        PQfinish(c[i]);
+    assert_int_equal(pxt_stop(&px, SIGTERM), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -537,6 +633,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_unreachable_server),
         cmocka_unit_test(test_prepared_lru),
+        cmocka_unit_test(test_pipeline_reads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
