@@ -448,6 +448,16 @@ static bool primary_tls(const char *dir, bool on)
     return false;
 }
 
+/* a login through the proxy fails because the server's certificate was refused */
+static void expect_certificate_refused(int port, const char *db)
+{
+    PGconn *c = pxt_try_connect(port, "tusk", "tusk", db, NULL);
+    assert_int_not_equal(PQstatus(c), CONNECTION_OK);
+    if (!strstr(PQerrorMessage(c), "certificate"))
+        fail_msg("expected a certificate error, got: %s", PQerrorMessage(c));
+    PQfinish(c);
+}
+
 /* towards servers: TLS is really used (pg_stat_ssl on the server), verify-ca checks the chain,
  * verify-full the host name or address, and a refused certificate is reported with its
  * reason */
@@ -488,11 +498,7 @@ static void test_server_tls(void **state)
     PQclear(r);
     PQfinish(c);
     /* the certificate names localhost, not 127.0.0.1: verify-full refuses the address */
-    c = pxt_try_connect(tp.port, "tusk", "tusk", "by_addr", NULL);
-    assert_int_not_equal(PQstatus(c), CONNECTION_OK);
-    if (!strstr(PQerrorMessage(c), "certificate"))
-        fail_msg("expected a certificate error, got: %s", PQerrorMessage(c));
-    PQfinish(c);
+    expect_certificate_refused(tp.port, "by_addr");
     pxt_stop(&tp, SIGTERM);
 
     /* verify-ca with another CA: refused; require: encrypted without checks */
@@ -502,11 +508,7 @@ static void test_server_tls(void **state)
              "query_wait_timeout = 5\n",
              dir);
     pxt_start(&tp, extra, dbs, NULL);
-    c = pxt_try_connect(tp.port, "tusk", "tusk", "by_name", NULL);
-    assert_int_not_equal(PQstatus(c), CONNECTION_OK);
-    if (!strstr(PQerrorMessage(c), "certificate"))
-        fail_msg("expected a certificate error, got: %s", PQerrorMessage(c));
-    PQfinish(c);
+    expect_certificate_refused(tp.port, "by_name");
     pxt_stop(&tp, SIGTERM);
     pxt_start(&tp, "pool_mode = transaction\nserver_tls_sslmode = require\n", dbs, NULL);
     c = pxt_connect(&tp, "tusk", "tusk", "by_addr");
