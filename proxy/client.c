@@ -53,7 +53,7 @@ static void send_now(px_client *c, pktbuf *b);
 
 /* a new client socket from accept() */
 void px_client_accept(px_worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
-                      bool is_unix)
+                      bool is_unix, bool data_ready)
 {
     px_client *c = calloc(1, sizeof(*c));
     if (!c) {
@@ -99,6 +99,8 @@ void px_client_accept(px_worker *w, int fd, const struct sockaddr *sa, socklen_t
         px_client_fail(c, "53300", "no more connections allowed (max_client_conn)");
         return;
     }
+    if (data_ready) /* TCP_DEFER_ACCEPT: the startup packet is there; read it in this pass */
+        ev_feed_event(w->loop, &c->io.rio, EV_READ);
 }
 
 /* send an ErrorResponse (FATAL) and close */

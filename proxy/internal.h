@@ -215,7 +215,8 @@ typedef struct px_config {
     /* logging / process */
     char *logfile, *pidfile;
     bool log_connections, log_disconnections, log_pooler_errors;
-    bool pipeline_reads; /* a waiting read may be sent behind another on a busy server */
+    bool pipeline_reads;   /* a waiting read may be sent behind another on a busy server */
+    bool tcp_defer_accept; /* accept only once the startup packet is there (Linux) */
     int verbose;
     int workers;
     /* pools */
@@ -798,7 +799,7 @@ px_shared_count *px_shared_count_get(const char *kind, const char *name);
 
 /* a new client socket from accept() */
 void px_client_accept(px_worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
-                      bool is_unix);
+                      bool is_unix, bool data_ready);
 /* a server became ready for this waiting client */
 void px_client_linked(px_client *c);
 /* the pool finished learning the server's parameters: send the welcome */

@@ -93,7 +93,8 @@ static int resolve_listen(const px_config *cfg, listen_addr *out, int max, char 
     return n;
 }
 
-static int tcp_listener(const listen_addr *a, int backlog, bool reuseport, char *err, size_t errlen)
+static int tcp_listener(const listen_addr *a, int backlog, bool reuseport, bool defer, char *err,
+                        size_t errlen)
 {
     int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -104,6 +105,12 @@ static int tcp_listener(const listen_addr *a, int backlog, bool reuseport, char 
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (reuseport)
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (defer) {
+        /* the kernel hands the connection over with its startup packet: one wake-up less per
+         * connection; the value bounds how long a silent one may sit (pgbouncer's 45 s) */
+        int secs = 45;
+        setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, sizeof(secs));
+    }
     if (a->sa.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (bind(fd, (const struct sockaddr *)&a->sa, a->len) != 0 || listen(fd, backlog) != 0) {
@@ -214,7 +221,7 @@ bool px_workers_start(px_config *cfg, int n, char *err, size_t errlen)
         return false;
     /* bind once without SO_REUSEPORT: fails if anyone (even another tusk) holds the port */
     for (int i = 0; i < na; i++) {
-        int fd = tcp_listener(&addrs[i], 1, false, err, errlen);
+        int fd = tcp_listener(&addrs[i], 1, false, false, err, errlen);
         if (fd < 0)
             return false;
         close(fd);
@@ -237,7 +244,8 @@ bool px_workers_start(px_config *cfg, int n, char *err, size_t errlen)
         }
         px_g.workers[i] = w;
         for (int j = 0; j < na; j++) {
-            int fd = tcp_listener(&addrs[j], cfg->listen_backlog, true, err, errlen);
+            int fd = tcp_listener(&addrs[j], cfg->listen_backlog, true, cfg->tcp_defer_accept, err,
+                                  errlen);
             if (fd < 0)
                 return false;
             add_listener(w, fd, false);
@@ -397,7 +405,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
             if (w->cfg->tcp_keepalive)
                 setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
         }
-        px_client_accept(w, fd, (struct sockaddr *)&sa, len, l->is_unix);
+        px_client_accept(w, fd, (struct sockaddr *)&sa, len, l->is_unix,
+                         !l->is_unix && w->cfg->tcp_defer_accept);
     }
     px_worker_drain(w);
 }

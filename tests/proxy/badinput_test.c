@@ -279,9 +279,16 @@ static void test_stalls(void **state)
     pxt_raw_send(fd, half, sizeof(half));
     expect_error_close(fd, "08P01", 4000);
     assert_true(svc_now_ms() - t0 < 3500);
-    /* connected, nothing sent */
+    /* connected, nothing sent: with tcp_defer_accept (the default, as pgbouncer) the kernel
+     * keeps such a connection from the proxy; without it, client_login_timeout closes it */
     fd = pxt_raw_connect(px.port);
+    assert_false(pxt_raw_eof(fd, 1500));
+    close(fd);
+    pxt_proxy nodefer;
+    pxt_start(&nodefer, "tcp_defer_accept = 0\nclient_login_timeout = 1\n", NULL, NULL);
+    fd = pxt_raw_connect(nodefer.port);
     expect_error_close(fd, "08P01", 4000);
+    assert_int_equal(pxt_stop(&nodefer, SIGTERM), 0);
     /* logged in, half a message: client_packet_timeout (1 s) */
     fd = raw_login(NULL, NULL);
     uint8_t q[15] = {'Q', 0, 0, 0, 100, 'S', 'E', 'L', 'E', 'C', 'T', ' ', '1', '2', '3'};
