@@ -135,7 +135,7 @@ api_scopes api_scopes_required(const char *spec)
 /* ---------------------------------------------------------------------------------------
  * per-worker cache
  */
-#define CACHE_BUCKETS 4096
+#define CACHE_BUCKETS 16384 /* 10k+ live tokens per worker: chains stay under one */
 #define CACHE_MAX 65536
 #define NEGATIVE_TTL_MS 2000
 

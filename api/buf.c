@@ -96,6 +96,27 @@ void api_buf_put_int(api_buf *b, long long v)
     api_buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
+/* one Redis command in RESP, as hiredis's formatters write it, without their printf and
+ * sds reallocations (hot path: every timeline page sends three or four) */
+void api_buf_resp(api_buf *b, int argc, const char *const *argv, const size_t *lens)
+{
+    size_t need = 16;
+    for (int i = 0; i < argc; i++)
+        need += lens[i] + 16;
+    if (!api_buf_reserve(b, need))
+        return;
+    api_buf_putc(b, '*');
+    api_buf_put_int(b, argc);
+    api_buf_append(b, "\r\n", 2);
+    for (int i = 0; i < argc; i++) {
+        api_buf_putc(b, '$');
+        api_buf_put_int(b, (long long)lens[i]);
+        api_buf_append(b, "\r\n", 2);
+        api_buf_append(b, argv[i], lens[i]);
+        api_buf_append(b, "\r\n", 2);
+    }
+}
+
 /* forget contents */
 void api_buf_reset(api_buf *b)
 {

@@ -195,6 +195,8 @@ static int on_key(void *ctx, const char *section, const char *key, const char *v
         ok = set_str(&cfg->description, value);
     } else if (strcmp(key, "contact_email") == 0) {
         ok = set_str(&cfg->contact_email, value);
+    } else if (strcmp(key, "secret_key_base") == 0) {
+        ok = set_str(&cfg->secret_key_base, value);
     } else if (strcmp(key, "logfile") == 0) {
         ok = set_str(&cfg->logfile, value);
     } else if (strcmp(key, "log_level") == 0) {
@@ -319,5 +321,6 @@ void api_config_free(api_config *cfg)
     free(cfg->description);
     free(cfg->contact_email);
     free(cfg->logfile);
+    free(cfg->secret_key_base);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -501,5 +501,5 @@ bool api_endpoints_register(api_router *r)
 bool api_routes_register(api_router *r)
 {
     return api_endpoints_register(r) && api_statuses_register(r) && api_timelines_register(r) &&
-           api_relations_register(r) && api_lists_register(r);
+           api_relations_register(r) && api_lists_register(r) && api_refresh_register(r);
 }

@@ -13,8 +13,9 @@
  *   pubsub.c     the process's one Redis pub/sub connection, shared by all streams
  *   stream.c     WebSocket and SSE streaming connections, per-worker channel registry
  *   endpoints.c  instance, nodeinfo, accounts, health   account.c Account entity
- *   statuses.c   post, show, delete, account statuses   relations.c follow, relationships
+ *   statuses.c   post, show, delete, account statuses   relations.c follows, follow requests
  *   timelines.c  home and list timelines                lists.c     lists and members
+ *   refresh.c    async refreshes (Mastodon-Async-Refresh ids, /api/v1_alpha/async_refreshes)
  *   hydrate.c    status ids -> Status JSON (status cache, PostgreSQL fallback, render memo)
  *   paging.c     pagination parameters, Link headers    lsn.c       commit-LSN tokens
  *   bg.c         blocking pool for outbox transactions and cache/fanout's blocking calls
@@ -61,6 +62,8 @@ void api_buf_putc(api_buf *b, char c);
 void api_buf_printf(api_buf *b, const char *fmt, ...) TUSK_PRINTF(2, 3);
 /* append a decimal integer */
 void api_buf_put_int(api_buf *b, long long v);
+/* append one Redis command (RESP array of bulk strings) */
+void api_buf_resp(api_buf *b, int argc, const char *const *argv, const size_t *lens);
 /* forget the contents, keep the allocation */
 void api_buf_reset(api_buf *b);
 /* release the allocation */
@@ -180,6 +183,7 @@ typedef struct api_config {
     int render_cache_entries; /* rendered statuses kept per worker; 0 = off */
     int render_fresh_ms;      /* a rendering checked this recently is used without MGET */
     int max_status_chars;
+    char *secret_key_base; /* signs async refresh ids; NULL: a random key per process */
 } api_config;
 
 /* defaults for every key */
@@ -314,6 +318,7 @@ typedef struct api_server {
     struct api_lsn_table *lsn;       /* commit-LSN tokens per account (lsn.c) */
     struct api_feedmemo *memo;       /* feeds known empty (timelines.c) */
     atomic_uint_fast64_t status_gen; /* bumped by every status delete in this process */
+    uint8_t refresh_key[32];         /* signs async refresh ids (refresh.c) */
 } api_server;
 
 /* one per thread: everything a connection touches lives here, so no locks on the hot path */
@@ -330,6 +335,7 @@ typedef struct api_worker {
     api_db *db;
     api_redis *feeds;   /* = shards[0] */
     api_redis **shards; /* one per redis_feeds instance (cache_shard_of) */
+    api_redis **reval;  /* the same, for render revalidations (hydrate.c); may be NULL */
     int nshards;
     struct api_rcache *rcache; /* rendered statuses (hydrate.c) */
     api_auth_cache *auth;
@@ -342,6 +348,8 @@ typedef struct api_worker {
     char *rbuf; /* read scratch shared by the worker's connections */
     size_t rbuf_cap;
     api_buf scratch; /* response body scratch */
+    api_buf cmdbuf;  /* Redis commands being formatted (hydrate.c, timelines.c) */
+    ev_prepare prep; /* once per loop iteration: batched work (render revalidations) */
     char date[40];   /* "Date: ..." value, refreshed per second */
     time_t date_sec;
     /* channel registry (stream.c) */
@@ -361,6 +369,8 @@ typedef struct api_worker {
     struct api_bg_job *bg_head, *bg_tail;
     int bg_pending; /* jobs submitted whose done function has not run */
     bool shutting;  /* shutdown began: waiting for bg jobs before the loop ends */
+    /* hydration counters, logged at shutdown (how well the render memo does) */
+    uint64_t st_hydrations, st_hyd_mget, st_statuses, st_memo_fresh, st_renders, st_reval_keys;
 } api_worker;
 
 enum api_conn_state {
@@ -379,6 +389,7 @@ enum {
     CONN_F_WS_CLOSING = 1u << 5,
     CONN_F_READ_EOF = 1u << 6,
     CONN_F_IN_REQUEST = 1u << 7, /* bytes of an incomplete request received */
+    CONN_F_READ_HELD = 1u << 8,  /* input arrived while busy: reading is off until done */
 };
 
 /* Kept small: 10k idle streams per process is the target. Buffers (request, input,
@@ -611,6 +622,8 @@ bool api_iso_time(const char *pg, char out[32]);
 void api_http_date(time_t t, char out[40]);
 /* strictly a positive decimal bigint */
 bool api_parse_id(const char *s, size_t len, int64_t *out);
+/* decimal text of v (out: 21 bytes at least, NUL-terminated); returns its length */
+int api_i64_text(char *out, int64_t v);
 
 /* ------------------------------------------------------------------------------------------
  * lsn.c: commit-LSN tokens. After a write, the tusk proxy reports the commit LSN of the
@@ -722,9 +735,14 @@ void api_hydrate(api_req *req, const int64_t *ids, size_t n, unsigned flags, api
                  void *arg);
 /* "[s1,s2,...]" of the items into req->resp */
 void api_hydrated_write_array(api_req *req, const api_hydrated *h);
+/* answer "[s1,s2,...]" of the items without copying them into req->resp (call it from the
+ * hydrate callback, while h is alive) */
+void api_req_finish_hydrated(api_req *req, int status, const api_hydrated *h);
 typedef struct api_rcache api_rcache;
 api_rcache *api_rcache_new(size_t entries);
 void api_rcache_free(api_rcache *rc);
+/* once per loop iteration: send the worker's queued render revalidations (refresh ahead) */
+void api_rcache_flush(api_worker *w);
 /* render a status as the API answers it (viewer: per-viewer fields; source: "text") */
 bool api_render_status(api_buf *out, const cache_status *s, const api_config *cfg, bool viewer,
                        bool source);
@@ -736,12 +754,25 @@ bool api_statuses_register(api_router *r);
 bool api_timelines_register(api_router *r);
 bool api_relations_register(api_router *r);
 bool api_lists_register(api_router *r);
+bool api_refresh_register(api_router *r);
+
+/* refresh.c: Mastodon's async refreshes (the regeneration markers of feeds) */
+/* derive the process's signing key from secret_key_base (random without one) */
+bool api_refresh_init(api_server *srv);
+/* the id a client is given for a refresh key ("account:1:regeneration"): signed, URL-safe */
+bool api_refresh_id(const api_server *srv, const char *key, char *out, size_t cap);
+/* the key of an id this process (or one sharing secret_key_base) issued; false otherwise */
+bool api_refresh_verify(const api_server *srv, const char *id, size_t len, char *key, size_t cap);
 /* timelines.c: process-wide memo of feeds found empty after a rebuild (so an empty feed is
  * not rebuilt on every read); a follow or list change in this process forgets the entry */
 typedef struct api_feedmemo api_feedmemo;
 api_feedmemo *api_feedmemo_new(void);
 void api_feedmemo_free(api_feedmemo *m);
 void api_feedmemo_forget(api_feedmemo *m, int type, int64_t id);
+/* the keys cache/ names (cache_feed_key, cache_regeneration_key) formatted without printf,
+ * for the hot path; return their length */
+size_t api_feed_key(char out[48], int type, int64_t id);
+size_t api_marker_key(char out[48], int type, int64_t id);
 
 /* request.c helpers for handlers */
 /* the account's commit-LSN token, if fresh: true with out filled */

@@ -107,16 +107,12 @@ static void cgi_escape(api_buf *b, const char *s)
     }
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* one link: <url?sorted pairs>; rel="rel" */
+/* one link: <url?sorted pairs>; rel="rel". Every page answers two of these, so the pairs
+ * are built in one buffer and sorted in place (at most 16: insertion sort), no printf */
 static void one_link(api_req *req, api_buf *out, const char *path, const char *const *keep,
                      const char *key, int64_t id, const char *rel)
 {
-    char *pairs[16];
+    size_t off[16];
     int n = 0;
     api_buf tmp = {0};
     for (int i = 0; keep && keep[i] && n < 15; i++) {
@@ -126,29 +122,43 @@ static void one_link(api_req *req, api_buf *out, const char *path, const char *c
         const char *sv = api_req_param(req, keep[i]);
         if (!sv)
             continue;
-        api_buf_reset(&tmp);
+        off[n++] = tmp.len;
         cgi_escape(&tmp, keep[i]);
         api_buf_putc(&tmp, '=');
         cgi_escape(&tmp, sv);
-        pairs[n++] = strndup(tmp.data ? tmp.data : "", tmp.len);
+        api_buf_putc(&tmp, '\0');
     }
-    api_buf_reset(&tmp);
-    api_buf_printf(&tmp, "%s=%lld", key, (long long)id);
-    pairs[n++] = strndup(tmp.data ? tmp.data : "", tmp.len);
-    api_buf_free(&tmp);
-    qsort(pairs, (size_t)n, sizeof(pairs[0]), cmp_str);
+    char idtext[24];
+    off[n++] = tmp.len;
+    cgi_escape(&tmp, key);
+    api_buf_putc(&tmp, '=');
+    api_buf_append(&tmp, idtext, (size_t)api_i64_text(idtext, id));
+    api_buf_putc(&tmp, '\0');
+    if (tmp.oom) {
+        out->oom = true;
+        api_buf_free(&tmp);
+        return;
+    }
+    for (int i = 1; i < n; i++) {
+        size_t x = off[i];
+        int j = i;
+        while (j > 0 && strcmp(tmp.data + off[j - 1], tmp.data + x) > 0) {
+            off[j] = off[j - 1];
+            j--;
+        }
+        off[j] = x;
+    }
     api_buf_putc(out, '<');
     api_buf_puts(out, req->w->srv->cfg->public_url);
     api_buf_puts(out, path);
     for (int i = 0; i < n; i++) {
         api_buf_putc(out, i ? '&' : '?');
-        if (pairs[i])
-            api_buf_puts(out, pairs[i]);
-        else
-            out->oom = true;
-        free(pairs[i]);
+        api_buf_puts(out, tmp.data + off[i]);
     }
-    api_buf_printf(out, ">; rel=\"%s\"", rel);
+    api_buf_puts(out, ">; rel=\"");
+    api_buf_puts(out, rel);
+    api_buf_putc(out, '"');
+    api_buf_free(&tmp);
 }
 
 /* the Link header of a page */

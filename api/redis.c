@@ -146,6 +146,10 @@ static void start(api_redis *r)
         return;
     }
     ac->data = r;
+    /* keep the reader's buffer however large it grew: hiredis frees an idle one above 16 kB,
+     * and a connection that regularly takes 20-64 kB replies (status MGETs) would allocate
+     * and free it again and again (malloc_consolidate showed in profiles) */
+    ac->c.reader->maxbuf = 0;
     if (redisLibevAttach(r->loop, ac) != REDIS_OK) {
         redisAsyncFree(ac);
         schedule(r);

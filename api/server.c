@@ -235,8 +235,12 @@ static void conn_update_io(api_conn *c)
     if (c->out_head)
         ev |= EV_WRITE;
     bool reading = !(c->flags & CONN_F_READ_EOF);
+    /* A busy connection keeps its read interest until input actually arrives (a pipelining
+     * client, or EOF): switching it off and on around every async request cost an epoll_ctl
+     * per request (libev re-adds the fd, the kernel answers EEXIST). */
     if (c->state == CONN_HTTP &&
-        ((c->flags & (CONN_F_BUSY | CONN_F_CLOSE_AFTER)) || c->out_bytes > HTTP_OUT_HIGH_WATER))
+        ((c->flags & CONN_F_CLOSE_AFTER) || c->out_bytes > HTTP_OUT_HIGH_WATER ||
+         (c->flags & (CONN_F_BUSY | CONN_F_READ_HELD)) == (CONN_F_BUSY | CONN_F_READ_HELD)))
         reading = false;
     if (reading)
         ev |= EV_READ;
@@ -387,7 +391,7 @@ void api_conn_request_done(api_conn *c)
 {
     api_worker *w = c->w;
     bool was_busy = c->flags & CONN_F_BUSY;
-    c->flags &= (uint16_t)~CONN_F_BUSY;
+    c->flags &= (uint16_t) ~(CONN_F_BUSY | CONN_F_READ_HELD);
     if (c->req) {
         api_req_release(w, c->req);
         c->req = NULL;
@@ -663,6 +667,12 @@ static void conn_feed(api_conn *c, const char *data, size_t len)
 static void conn_readable(api_conn *c)
 {
     api_worker *w = c->w;
+    if (c->state == CONN_HTTP && (c->flags & (CONN_F_BUSY | CONN_F_CLOSE_AFTER))) {
+        /* input while a request is handled: leave it in the socket, in order, until done */
+        c->flags |= CONN_F_READ_HELD;
+        conn_update_io(c);
+        return;
+    }
     for (int i = 0; i < 8; i++) {
         ssize_t n = recv(c->fd, w->rbuf, w->rbuf_cap, 0);
         if (n > 0) {
@@ -880,10 +890,13 @@ static void worker_teardown(api_worker *w)
     for (int i = 0; i < w->nshards; i++) {
         api_redis_free(w->shards[i]); /* pending callbacks run with NULL replies */
         w->shards[i] = NULL;
+        api_redis_free(w->reval[i]);
+        w->reval[i] = NULL;
     }
     w->feeds = NULL;
     ev_async_stop(w->loop, &w->wake);
     ev_async_stop(w->loop, &w->bg_wake);
+    ev_prepare_stop(w->loop, &w->prep);
     ev_break(w->loop, EVBREAK_ALL);
 }
 
@@ -923,6 +936,12 @@ static void wake_cb(struct ev_loop *loop, ev_async *a, int revents)
         return;
     }
     drain_inbox(w, true);
+}
+
+/* before the loop waits: batched work queued by this iteration's requests */
+static void prep_cb(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+    api_rcache_flush(p->data);
 }
 
 static void tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -989,14 +1008,16 @@ static api_worker *worker_new(api_server *srv, int id, int listen_fd)
     pthread_mutex_init(&w->bg_lock, NULL);
     w->nshards = srv->cfg->cache.n_feeds > 0 ? srv->cfg->cache.n_feeds : 1;
     w->shards = calloc((size_t)w->nshards, sizeof(*w->shards));
+    w->reval = calloc((size_t)w->nshards, sizeof(*w->reval));
     if (srv->cfg->render_cache_entries > 0)
         w->rcache = api_rcache_new((size_t)srv->cfg->render_cache_entries);
-    if (!w->loop || !w->rbuf || !w->auth || !w->shards ||
+    if (!w->loop || !w->rbuf || !w->auth || !w->shards || !w->reval ||
         (srv->cfg->render_cache_entries > 0 && !w->rcache)) {
         if (w->loop)
             ev_loop_destroy(w->loop);
         free(w->rbuf);
         free(w->shards);
+        free(w->reval);
         api_rcache_free(w->rcache);
         api_auth_cache_free(w->auth);
         pthread_mutex_destroy(&w->inbox_lock);
@@ -1010,6 +1031,7 @@ static api_worker *worker_new(api_server *srv, int id, int listen_fd)
         ev_loop_destroy(w->loop);
         free(w->rbuf);
         free(w->shards);
+        free(w->reval);
         api_rcache_free(w->rcache);
         api_auth_cache_free(w->auth);
         pthread_mutex_destroy(&w->inbox_lock);
@@ -1029,6 +1051,10 @@ static api_worker *worker_new(api_server *srv, int id, int listen_fd)
         w->shards[i] = api_redis_new(w->loop, url, what, NULL, NULL);
         if (!w->shards[i])
             log_error("redis_feeds shard %d: bad URL", i);
+        /* render revalidations get their own connection: their big MGET replies would
+         * otherwise hold up the timeline replies queued behind them */
+        if (srv->cfg->render_cache_entries > 0 && srv->cfg->render_fresh_ms > 0)
+            w->reval[i] = api_redis_new(w->loop, url, "revalidate", NULL, NULL);
     }
     w->feeds = w->shards[0];
     ev_async_init(&w->bg_wake, bg_wake_cb);
@@ -1042,6 +1068,9 @@ static api_worker *worker_new(api_server *srv, int id, int listen_fd)
     ev_async_init(&w->wake, wake_cb);
     w->wake.data = w;
     ev_async_start(w->loop, &w->wake);
+    ev_prepare_init(&w->prep, prep_cb);
+    w->prep.data = w;
+    ev_prepare_start(w->loop, &w->prep);
     ev_timer_init(&w->tick, tick_cb, 1.0, 1.0);
     w->tick.data = w;
     ev_timer_start(w->loop, &w->tick);
@@ -1068,9 +1097,11 @@ static void worker_free(api_worker *w)
         free(r);
     }
     api_buf_free(&w->scratch);
+    api_buf_free(&w->cmdbuf);
     api_auth_cache_free(w->auth);
     api_rcache_free(w->rcache);
     free(w->shards);
+    free(w->reval);
     free(w->rbuf);
     ev_loop_destroy(w->loop);
     pthread_mutex_destroy(&w->inbox_lock);
@@ -1117,6 +1148,10 @@ int api_server_run(api_config *cfg)
     if (!srv.router || !srv.workers || !threads || (cfg->rate_limit > 0 && !srv.rl) ||
         (cfg->rate_limit_unauth > 0 && !srv.rl_anon) || !srv.lsn || !srv.memo) {
         log_error("out of memory");
+        goto out;
+    }
+    if (!api_refresh_init(&srv)) {
+        log_error("cannot derive the async refresh key");
         goto out;
     }
     if (!api_routes_register(srv.router)) {
@@ -1180,6 +1215,22 @@ out:
     }
     /* every worker has stopped and waited for its jobs: the pool has nothing left */
     api_bg_stop(srv.bg);
+    uint64_t hyd = 0, hyd_mget = 0, sts = 0, fresh = 0, renders = 0, reval = 0;
+    for (int i = 0; srv.workers && i < srv.nworkers; i++)
+        if (srv.workers[i]) {
+            hyd += srv.workers[i]->st_hydrations;
+            hyd_mget += srv.workers[i]->st_hyd_mget;
+            sts += srv.workers[i]->st_statuses;
+            fresh += srv.workers[i]->st_memo_fresh;
+            renders += srv.workers[i]->st_renders;
+            reval += srv.workers[i]->st_reval_keys;
+        }
+    if (hyd)
+        log_info("hydrations: %llu (%.1f%% waited for an MGET), statuses %llu (%.1f%% fresh in "
+                 "the render memo), renders %llu, revalidated %llu",
+                 (unsigned long long)hyd, 100.0 * (double)hyd_mget / (double)hyd,
+                 (unsigned long long)sts, sts ? 100.0 * (double)fresh / (double)sts : 0.0,
+                 (unsigned long long)renders, (unsigned long long)reval);
     for (int i = 0; srv.workers && i < srv.nworkers; i++)
         worker_free(srv.workers[i]);
     free(srv.workers);

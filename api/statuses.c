@@ -850,12 +850,11 @@ static void acct_st_ready(api_req *req, void *arg, api_hydrated *h)
         acct_st_fail(a, 503, "Service unavailable");
         return;
     }
-    api_hydrated_write_array(req, h);
     if (h->n)
         api_link_header(req, a->path, account_statuses_keep, h->n == (size_t)a->page.limit,
                         h->items[h->n - 1].id, true, "min_id", h->items[0].id);
     free(a);
-    api_req_finish(req, 200);
+    api_req_finish_hydrated(req, 200, h);
 }
 
 static void acct_st_ids(void *arg, const PGresult *res, const char *err)

@@ -139,6 +139,25 @@ typedef struct tl {
 
 static void serve(tl *t);
 static void range_cb(redisAsyncContext *ac, void *reply, void *privdata);
+static void exists_cb(redisAsyncContext *ac, void *reply, void *privdata);
+
+/* "feed:home:<id>" / "feed:list:<id>", as cache_feed_key writes it, without printf */
+size_t api_feed_key(char out[48], int type, int64_t id)
+{
+    const char *pre = type == CACHE_FEED_LIST ? "feed:list:" : "feed:home:";
+    memcpy(out, pre, 10);
+    return 10 + (size_t)api_i64_text(out + 10, id);
+}
+
+/* "account:<id>:regeneration" / "list:<id>:regeneration", as cache_regeneration_key */
+size_t api_marker_key(char out[48], int type, int64_t id)
+{
+    size_t n = type == CACHE_FEED_LIST ? 5 : 8;
+    memcpy(out, type == CACHE_FEED_LIST ? "list:" : "account:", n);
+    n += (size_t)api_i64_text(out + n, id);
+    memcpy(out + n, ":regeneration", 14);
+    return n + 13;
+}
 
 static const char *const home_keep[] = {"local", "limit", NULL};
 static const char *const list_keep[] = {"limit", NULL};
@@ -149,23 +168,45 @@ static void tl_fail(tl *t, int status, const char *msg)
     free(t);
 }
 
+/* how many members to ask for: the exact bounds are applied to the member strings, so a
+ * bounded range asks a little more than the page in case some share the bound's rounded
+ * score; an unbounded one (the first page, the common case) needs no slack */
+static long range_count(const tl *t)
+{
+    bool bounded = t->page.has_max || t->page.has_min || t->page.has_since;
+    return t->page.limit + (bounded ? RANGE_SLACK : 0);
+}
+
+/* one command, formatted straight into RESP (no printf: every page sends three) */
+static bool send_argv(tl *t, redisAsyncContext *ac, int argc, const char *const *argv,
+                      redisCallbackFn *cb, void *privdata)
+{
+    size_t lens[8];
+    for (int i = 0; i < argc && i < 8; i++)
+        lens[i] = strlen(argv[i]);
+    api_buf *b = &t->req->w->cmdbuf;
+    api_buf_reset(b);
+    api_buf_resp(b, argc, argv, lens);
+    return !b->oom && redisAsyncFormattedCommand(ac, cb, privdata, b->data, b->len) == REDIS_OK;
+}
+
 /* send one range chunk */
 static bool send_range(tl *t, redisAsyncContext *ac)
 {
-    char key[64], lo[24], hi[24], off[24], cnt[24];
-    cache_feed_key(key, sizeof(key), t->type, t->feed_id);
-    snprintf(off, sizeof(off), "%zu", t->offset);
-    snprintf(cnt, sizeof(cnt), "%ld", t->page.limit + RANGE_SLACK);
+    char key[48], lo[24], hi[24], off[24], cnt[24];
     const char *argv[7];
+    api_feed_key(key, t->type, t->feed_id);
+    api_i64_text(off, (int64_t)t->offset);
+    api_i64_text(cnt, range_count(t));
     if (t->page.has_min) {
-        snprintf(lo, sizeof(lo), "%lld", (long long)t->page.min_id);
-        snprintf(hi, sizeof(hi), "%lld", (long long)t->page.max_id);
+        api_i64_text(lo, t->page.min_id);
+        api_i64_text(hi, t->page.max_id);
         argv[0] = "ZRANGEBYSCORE";
         argv[2] = lo;
         argv[3] = t->page.has_max ? hi : "+inf";
     } else {
-        snprintf(hi, sizeof(hi), "%lld", (long long)t->page.max_id);
-        snprintf(lo, sizeof(lo), "%lld", (long long)t->page.since_id);
+        api_i64_text(hi, t->page.max_id);
+        api_i64_text(lo, t->page.since_id);
         argv[0] = "ZREVRANGEBYSCORE";
         argv[2] = t->page.has_max ? hi : "+inf";
         argv[3] = t->page.has_since ? lo : "-inf";
@@ -174,7 +215,7 @@ static bool send_range(tl *t, redisAsyncContext *ac)
     argv[4] = "LIMIT";
     argv[5] = off;
     argv[6] = cnt;
-    return redisAsyncCommandArgv(ac, range_cb, t, 7, argv, NULL) == REDIS_OK;
+    return send_argv(t, ac, 7, argv, range_cb, t);
 }
 
 /* keep the members that pass the exact bounds */
@@ -196,21 +237,33 @@ static void take_range(tl *t, redisReply *r)
         t->ids[t->nids++] = v;
     }
     t->offset += r->elements;
-    t->more = r->elements == (size_t)t->page.limit + RANGE_SLACK;
+    t->more = r->elements == (size_t)range_count(t);
 }
 
-/* EXISTS of the feed (privdata's low bit clear) or of its marker (set) */
+/* EXISTS of the feed (privdata's low bit clear), or the state of its regeneration marker
+ * (set): HGET marker status, which is "running" or "finished" in Mastodon 4.4's AsyncRefresh
+ * hash; a WRONGTYPE error is the older plain string marker, held only while running */
 static void exists_cb(redisAsyncContext *ac, void *reply, void *privdata)
 {
     uintptr_t p = (uintptr_t)privdata;
     tl *t = (tl *)(p & ~(uintptr_t)1);
     redisReply *r = reply;
-    if (!r || r->type != REDIS_REPLY_INTEGER)
+    if (!(p & 1)) {
+        if (!r || r->type != REDIS_REPLY_INTEGER)
+            t->failed = true;
+        else
+            t->exists = r->integer != 0;
+    } else if (!r) {
         t->failed = true;
-    else if (p & 1)
-        t->marker = r->integer != 0;
-    else
-        t->exists = r->integer != 0;
+    } else if (r->type == REDIS_REPLY_NIL) {
+        t->marker = false;
+    } else if (r->type == REDIS_REPLY_STRING) {
+        t->marker = r->len == 7 && memcmp(r->str, "running", 7) == 0;
+    } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) == 0) {
+        t->marker = true;
+    } else {
+        t->failed = true;
+    }
     if (--t->replies == 0)
         serve(t);
 }
@@ -239,21 +292,21 @@ static void page_ready(api_req *req, void *arg, api_hydrated *h)
         tl_fail(t, 503, "Service unavailable");
         return;
     }
-    api_hydrated_write_array(req, h);
     if (h->n)
         api_link_header(req, t->path, t->type == CACHE_FEED_HOME ? home_keep : list_keep, true,
                         h->items[h->n - 1].id, true, "min_id", h->items[0].id);
     int status = 200;
     if (t->state != CACHE_FEED_READY) {
-        /* Mastodon's AsyncRefresh: the client may retry after this many seconds */
-        char key[64], id[128];
-        cache_regeneration_key(key, sizeof(key), t->type, t->feed_id);
-        if (b64_encode(key, strlen(key), id, sizeof(id)) > 0)
+        /* Mastodon's AsyncRefresh: GET /api/v1_alpha/async_refreshes/<id> tells how the
+         * rebuild goes; the client may retry after this many seconds (5, as Mastodon's home) */
+        char key[48], id[160];
+        api_marker_key(key, t->type, t->feed_id);
+        if (api_refresh_id(req->w->srv, key, id, sizeof(id)))
             api_req_add_header(req, "Mastodon-Async-Refresh: id=\"%s\", retry=5", id);
         status = 206;
     }
     free(t);
-    api_req_finish(req, status);
+    api_req_finish_hydrated(req, status, h);
 }
 
 static void hydrate_page(tl *t)
@@ -359,7 +412,7 @@ static void read_feed(api_req *req, int type, int64_t feed_id)
     t->feed_id = feed_id;
     api_page_parse(req, 20, 40, &t->page);
     if (type == CACHE_FEED_HOME)
-        snprintf(t->path, sizeof(t->path), "/api/v1/timelines/home");
+        memcpy(t->path, "/api/v1/timelines/home", sizeof("/api/v1/timelines/home"));
     else
         snprintf(t->path, sizeof(t->path), "/api/v1/timelines/list/%lld", (long long)feed_id);
     redisAsyncContext *ac = api_worker_shard(req->w, feed_id);
@@ -367,15 +420,16 @@ static void read_feed(api_req *req, int type, int64_t feed_id)
         tl_fail(t, 503, "Service unavailable");
         return;
     }
-    char key[64], mkey[64];
-    cache_feed_key(key, sizeof(key), type, feed_id);
-    cache_regeneration_key(mkey, sizeof(mkey), type, feed_id);
+    char key[48], mkey[48];
+    api_feed_key(key, type, feed_id);
+    api_marker_key(mkey, type, feed_id);
     /* one pipeline: hiredis writes the three commands together, replies come in order */
-    bool ok = redisAsyncCommand(ac, exists_cb, t, "EXISTS %s", key) == REDIS_OK;
+    const char *exists[] = {"EXISTS", key};
+    const char *hget[] = {"HGET", mkey, "status"};
+    bool ok = send_argv(t, ac, 2, exists, exists_cb, t);
     if (ok)
         t->replies++;
-    ok = ok && redisAsyncCommand(ac, exists_cb, (void *)((uintptr_t)t | 1), "EXISTS %s", mkey) ==
-                   REDIS_OK;
+    ok = ok && send_argv(t, ac, 3, hget, exists_cb, (void *)((uintptr_t)t | 1));
     if (ok)
         t->replies++;
     if (ok && t->page.limit > 0) {

@@ -60,3 +60,21 @@ bool api_parse_id(const char *s, size_t len, int64_t *out)
     *out = (int64_t)v;
     return true;
 }
+
+/* decimal text of v into out (at least 21 bytes, NUL-terminated); returns the length */
+int api_i64_text(char *out, int64_t v)
+{
+    char tmp[24];
+    char *p = tmp + sizeof(tmp);
+    uint64_t u = v < 0 ? 0ULL - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    int n = (int)(tmp + sizeof(tmp) - p);
+    memcpy(out, p, (size_t)n);
+    out[n] = '\0';
+    return n;
+}

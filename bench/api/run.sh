@@ -11,7 +11,7 @@
 #  1. seeds 10k local accounts, all active, with tokens (tusk seed), 400k follows and 800k
 #     statuses, and gives every account a full home feed (up to 800 entries, the newest
 #     statuses of the accounts it follows and its own, as a rebuild would) straight into
-#     Redis;
+#     Redis (seed.sh; BENCH_REUSE=1 keeps data a previous run seeded);
 #  2. warms up (auth caches, status cache, render caches) with one wrk run;
 #  3. RUNS times: redis-benchmark ZREVRANGEBYSCORE ... LIMIT 0 20 on a full feed (-P 1 -c 50,
 #     the ceiling) and wrk (2 threads, 64/128/256 connections, 10 s) on
@@ -33,14 +33,10 @@ SSE=$BUILD/api/bench_api_sse
 [ -x "$TUSK" ] && [ -x "$SSE" ] || { echo "build tusk and bench_api_sse first" >&2; exit 1; }
 command -v wrk >/dev/null && command -v redis-benchmark >/dev/null ||
     { echo "wrk and redis-benchmark are needed" >&2; exit 1; }
-ACCOUNTS=${BENCH_ACCOUNTS:-10000}
 STREAMS=${BENCH_STREAMS:-10000}
-export PGPASSWORD=$TUSK_PG_PASSWORD
-PSQL="psql -X -q -h 127.0.0.1 -p $TUSK_PG_PRIMARY_PORT -U $TUSK_PG_USER"
 DB=bench_api
 DSN="host=127.0.0.1 port=$TUSK_PG_PRIMARY_PORT user=$TUSK_PG_USER password=$TUSK_PG_PASSWORD dbname=$DB"
 RDB=13
-RCLI="redis-cli -p $TUSK_REDIS_PORT -n $RDB"
 # a port with no socket at all on it (the free range overlaps the ephemeral one, and a
 # TIME-WAIT client socket there blocks a listener)
 PORT=$((TUSK_FREE_PORT_BASE + 95))
@@ -59,43 +55,8 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "n/a" }'; }
 
-echo "== seeding ($ACCOUNTS accounts, all active, with tokens)"
-$PSQL -d "$TUSK_PG_DB" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
-"$TUSK" migrate -q "$DSN"
-"$TUSK" seed "$DSN" --accounts "$ACCOUNTS" --follows $((ACCOUNTS * 40)) \
-    --statuses $((ACCOUNTS * 80)) --active-ratio 1 --remote-ratio 0 --tokens -q >"$WORK/seed.txt"
-sed -n '/^tokens/,$p' "$WORK/seed.txt" | tail -n +2 | awk '{ print $1, $2 }' >"$WORK/tokens.txt"
-$PSQL -d $DB -c "VACUUM ANALYZE"
-echo "   $(wc -l <"$WORK/tokens.txt") tokens"
-
-echo "== full home feeds into Redis db $RDB (newest 800 of follows + own, as a rebuild)"
-$RCLI FLUSHDB >/dev/null
-t0=$(date +%s)
-$PSQL -d $DB -At -F ' ' -c "
-    SELECT u.account_id, x.id FROM users u CROSS JOIN LATERAL (
-        SELECT s.id FROM (SELECT f.target_account_id AS a FROM follows f
-                          WHERE f.account_id = u.account_id UNION ALL SELECT u.account_id) src
-        CROSS JOIN LATERAL (SELECT id FROM statuses s WHERE s.account_id = src.a
-                            AND s.deleted_at IS NULL AND s.visibility IN (0, 1, 2)
-                            ORDER BY s.id DESC LIMIT 800) s
-        ORDER BY s.id DESC LIMIT 800) x" |
-    awk 'function flush() {
-             if (n == 0) return
-             key = "feed:home:" user
-             printf "*%d\r\n$4\r\nZADD\r\n$%d\r\n%s\r\n", 2 + 2 * n, length(key), key
-             for (i = 1; i <= n; i++)
-                 printf "$%d\r\n%s\r\n$%d\r\n%s\r\n", length(ids[i]), ids[i], length(ids[i]), ids[i]
-             n = 0
-         }
-         $1 != user { flush(); user = $1 }
-         { ids[++n] = $2 }
-         END { flush() }' |
-    $RCLI --pipe >/dev/null
-FEEDS=$($RCLI DBSIZE)
-FULL=$($RCLI EVAL "local n, full = 0, 0 for _, k in ipairs(redis.call('KEYS', 'feed:home:*')) do n = n + 1 if redis.call('ZCARD', k) >= 800 then full = full + 1 end end return {n, full}" 0 | tr '\n' ' ')
-echo "   $FEEDS feeds (feeds, full ones: $FULL) in $(($(date +%s) - t0)) s"
-# a full feed for redis-benchmark
-BIGFEED=$($RCLI EVAL "for _, k in ipairs(redis.call('KEYS', 'feed:home:*')) do if redis.call('ZCARD', k) >= 800 then return k end end return ''" 0)
+"$HERE/seed.sh" "$TUSK" "$SVC" "$WORK" ${BENCH_REUSE:+--reuse}
+BIGFEED=$(cat "$WORK/bigfeed")
 
 start_api() { # extra [api] lines as arguments
     cat >"$WORK/api.ini" <<INI

@@ -1,7 +1,10 @@
 /*
  * Integration tests of api/relations.c: follow and unfollow (the follows row, both counters,
  * the outbox job, options on an existing follow, list memberships going with the follow),
- * the Relationship entity, GET /api/v1/accounts/relationships, and the error statuses.
+ * follow requests (locked targets and silenced followers: the request and its options,
+ * requested / requested_by, GET /api/v1/follow_requests with its Link paging, authorize
+ * through the follow path, reject, unfollow cancelling), the Relationship entity, GET
+ * /api/v1/accounts/relationships, and the error statuses.
  */
 #include "tests/api/rest.h"
 
@@ -150,16 +153,234 @@ static void test_follow_unfollow(void **state)
     assert_int_equal(stat(erin_id, "following_count"), 0);
 }
 
+static long long requests(int64_t from, int64_t to)
+{
+    return tc_sql_int(&env,
+                      "SELECT count(*) FROM follow_requests WHERE account_id = %lld AND "
+                      "target_account_id = %lld",
+                      (long long)from, (long long)to);
+}
+
+static long long request_id(int64_t from, int64_t to)
+{
+    return tc_sql_int(&env,
+                      "SELECT id FROM follow_requests WHERE account_id = %lld AND "
+                      "target_account_id = %lld",
+                      (long long)from, (long long)to);
+}
+
+/* GET path as token: the account ids (into ids) and the Link header (into link) */
+static int request_page(const char *path, const char *token, int64_t *ids, char *link, size_t cap)
+{
+    tc_resp r;
+    json_t *j = rt_call(&env, "GET", path, token, NULL, 200, &r);
+    const char *l = tc_header(&r, "link");
+    snprintf(link, cap, "%s", l ? l : "");
+    tc_resp_free(&r);
+    int n = rt_ids(j, ids, 16);
+    for (int i = 0; i < n; i++)
+        assert_true(json_is_string(json_object_get(json_array_get(j, (size_t)i), "acct")));
+    json_decref(j);
+    return n;
+}
+
 static void test_locked_account(void **state)
 {
-    /* tusk has no follow requests: a locked account is followed at once */
+    char alice[64];
+    snprintf(alice, sizeof(alice), "alice-%d", (int)getpid());
+    const char *dave_fp = rt_fmt("/api/v1/accounts/%lld/follow", (long long)frank_id);
     assert_true(
         tc_sql(&env, "UPDATE accounts SET locked = true WHERE id = %lld", (long long)frank_id));
-    json_t *r = rt_call(&env, "POST", rt_fmt("/api/v1/accounts/%lld/follow", (long long)frank_id),
-                        dave, NULL, 200, NULL);
+    /* a locked account: a request with the options asked for, no follow, no counters, no job */
+    json_t *r = rt_call(&env, "POST", dave_fp, dave, "{\"reblogs\":false,\"languages\":[\"en\"]}",
+                        200, NULL);
+    check_relationship(r, frank_id);
+    assert_false(b(r, "following"));
+    assert_true(b(r, "requested"));
+    assert_false(b(r, "showing_reblogs"));
+    assert_false(b(r, "notifying"));
+    assert_string_equal(json_string_value(json_array_get(json_object_get(r, "languages"), 0)),
+                        "en");
+    json_decref(r);
+    assert_int_equal(requests(dave_id, frank_id), 1);
+    assert_int_equal(tc_sql_int(&env,
+                                "SELECT count(*) FROM follows WHERE account_id = %lld AND "
+                                "target_account_id = %lld",
+                                (long long)dave_id, (long long)frank_id),
+                     0);
+    assert_int_equal(stat(frank_id, "followers_count"), 0);
+    assert_int_equal(outbox("follow", dave_id, frank_id), 0);
+    /* asking again changes the request's options (the ones not given are kept) */
+    r = rt_call(&env, "POST", dave_fp, dave, "{\"notify\":true}", 200, NULL);
+    assert_true(b(r, "requested"));
+    assert_true(b(r, "notifying"));
+    assert_false(b(r, "showing_reblogs"));
+    json_decref(r);
+    assert_int_equal(requests(dave_id, frank_id), 1);
+    /* frank sees it as requested_by */
+    r = rt_call(&env, "GET", rt_fmt("/api/v1/accounts/relationships?id=%lld", (long long)dave_id),
+                frank, NULL, 200, NULL);
+    assert_true(b(json_array_get(r, 0), "requested_by"));
+    assert_false(b(json_array_get(r, 0), "followed_by"));
+    json_decref(r);
+    /* two more requests, then frank's list, newest first, paged by request id */
+    json_decref(rt_call(&env, "POST", dave_fp, erin, NULL, 200, NULL));
+    json_decref(rt_call(&env, "POST", dave_fp, alice, NULL, 200, NULL));
+    int64_t ids[16];
+    char link[1024], want[1024];
+    assert_int_equal(request_page("/api/v1/follow_requests", frank, ids, link, sizeof(link)), 3);
+    assert_int_equal(ids[0], alice_id);
+    assert_int_equal(ids[1], erin_id);
+    assert_int_equal(ids[2], dave_id);
+    assert_int_equal(
+        request_page("/api/v1/follow_requests?limit=2", frank, ids, link, sizeof(link)), 2);
+    snprintf(want, sizeof(want),
+             "<http://social.test/api/v1/follow_requests?limit=2&max_id=%lld>; rel=\"next\", "
+             "<http://social.test/api/v1/follow_requests?limit=2&since_id=%lld>; rel=\"prev\"",
+             request_id(erin_id, frank_id), request_id(alice_id, frank_id));
+    assert_string_equal(link, want);
+    assert_int_equal(request_page(rt_fmt("/api/v1/follow_requests?limit=2&max_id=%lld",
+                                         request_id(erin_id, frank_id)),
+                                  frank, ids, link, sizeof(link)),
+                     1);
+    assert_int_equal(ids[0], dave_id);
+    assert_null(strstr(link, "rel=\"next\"")); /* a short page: no next */
+    assert_int_equal(
+        request_page(rt_fmt("/api/v1/follow_requests?since_id=%lld", request_id(erin_id, frank_id)),
+                     frank, ids, link, sizeof(link)),
+        1);
+    assert_int_equal(ids[0], alice_id);
+    assert_int_equal(request_page("/api/v1/follow_requests", dave, ids, link, sizeof(link)), 0);
+    assert_string_equal(link, "");
+
+    /* authorize: the follow is made as a direct one (counters, outbox row for fan-out) with
+     * the request's options; a list membership the request held moves to the follow */
+    long long list = tc_sql_int(&env,
+                                "INSERT INTO lists (account_id, title, created_at, updated_at) "
+                                "VALUES (%lld, 'locked', now(), now()) RETURNING id",
+                                (long long)dave_id);
+    assert_true(tc_sql(&env,
+                       "INSERT INTO list_accounts (list_id, account_id, follow_request_id) "
+                       "VALUES (%lld, %lld, %lld)",
+                       list, (long long)frank_id, request_id(dave_id, frank_id)));
+    r = rt_call(&env, "POST", rt_fmt("/api/v1/follow_requests/%lld/authorize", (long long)dave_id),
+                frank, NULL, 200, NULL);
+    check_relationship(r, dave_id);
+    assert_true(b(r, "followed_by"));
+    assert_false(b(r, "requested_by"));
+    assert_false(b(r, "following"));
+    json_decref(r);
+    assert_int_equal(requests(dave_id, frank_id), 0);
+    assert_int_equal(tc_sql_int(&env,
+                                "SELECT count(*) FROM follows WHERE account_id = %lld AND "
+                                "target_account_id = %lld AND NOT show_reblogs AND notify AND "
+                                "languages = '{en}'",
+                                (long long)dave_id, (long long)frank_id),
+                     1);
+    assert_int_equal(stat(frank_id, "followers_count"), 1);
+    assert_int_equal(outbox("follow", dave_id, frank_id), 1);
+    assert_int_equal(tc_sql_int(&env,
+                                "SELECT count(*) FROM list_accounts la JOIN follows f ON f.id = "
+                                "la.follow_id WHERE la.list_id = %lld AND la.follow_request_id IS "
+                                "NULL AND f.account_id = %lld",
+                                list, (long long)dave_id),
+                     1);
+    r = rt_call(&env, "GET", rt_fmt("/api/v1/accounts/relationships?id=%lld", (long long)frank_id),
+                dave, NULL, 200, NULL);
+    assert_true(b(json_array_get(r, 0), "following"));
+    assert_false(b(json_array_get(r, 0), "requested"));
+    assert_true(b(json_array_get(r, 0), "notifying"));
+    json_decref(r);
+    /* nothing pending any more: 404, as FollowRequest.find_by! */
+    rt_error(&env, "POST", rt_fmt("/api/v1/follow_requests/%lld/authorize", (long long)dave_id),
+             frank, NULL, 404, "Record not found");
+    rt_error(&env, "POST", rt_fmt("/api/v1/follow_requests/%lld/reject", (long long)dave_id), frank,
+             NULL, 404, "Record not found");
+    /* a followed locked account is followed again without a request (options only) */
+    r = rt_call(&env, "POST", dave_fp, dave, "{\"reblogs\":true}", 200, NULL);
+    assert_true(b(r, "following"));
+    assert_false(b(r, "requested"));
+    assert_true(b(r, "showing_reblogs"));
+    json_decref(r);
+    assert_int_equal(requests(dave_id, frank_id), 0);
+
+    /* reject: the request goes with the list memberships it held; nothing else */
+    long long elist = tc_sql_int(&env,
+                                 "INSERT INTO lists (account_id, title, created_at, updated_at) "
+                                 "VALUES (%lld, 'e', now(), now()) RETURNING id",
+                                 (long long)erin_id);
+    assert_true(tc_sql(&env,
+                       "INSERT INTO list_accounts (list_id, account_id, follow_request_id) "
+                       "VALUES (%lld, %lld, %lld)",
+                       elist, (long long)frank_id, request_id(erin_id, frank_id)));
+    r = rt_call(&env, "POST", rt_fmt("/api/v1/follow_requests/%lld/reject", (long long)erin_id),
+                frank, NULL, 200, NULL);
+    check_relationship(r, erin_id);
+    assert_false(b(r, "requested_by"));
+    assert_false(b(r, "followed_by"));
+    json_decref(r);
+    assert_int_equal(requests(erin_id, frank_id), 0);
+    assert_int_equal(outbox("follow", erin_id, frank_id), 0);
+    assert_int_equal(
+        tc_sql_int(&env, "SELECT count(*) FROM list_accounts WHERE list_id = %lld", elist), 0);
+
+    /* unfollow cancels a pending request (no counters, no job) */
+    r = rt_call(&env, "POST", rt_fmt("/api/v1/accounts/%lld/unfollow", (long long)frank_id), alice,
+                NULL, 200, NULL);
+    assert_false(b(r, "requested"));
+    assert_false(b(r, "following"));
+    json_decref(r);
+    assert_int_equal(requests(alice_id, frank_id), 0);
+    assert_int_equal(outbox("unfollow", alice_id, frank_id), 0);
+
+    /* a silenced follower asks even an unlocked account (FollowService) */
+    assert_true(tc_sql(&env, "UPDATE accounts SET silenced_at = now() WHERE id = %lld",
+                       (long long)frank_id));
+    r = rt_call(&env, "POST", rt_fmt("/api/v1/accounts/%lld/follow", (long long)erin_id), frank,
+                NULL, 200, NULL);
+    assert_true(b(r, "requested"));
+    json_decref(r);
+    json_decref(rt_call(&env, "POST", rt_fmt("/api/v1/accounts/%lld/unfollow", (long long)erin_id),
+                        frank, NULL, 200, NULL));
+    assert_int_equal(requests(frank_id, erin_id), 0);
+    assert_true(tc_sql(&env, "UPDATE accounts SET silenced_at = NULL WHERE id = %lld",
+                       (long long)frank_id));
+    /* a locked remote account is followed at once (no federation: no Accept would come) */
+    int64_t carol = env.base + 3;
+    assert_true(
+        tc_sql(&env, "UPDATE accounts SET locked = true WHERE id = %lld", (long long)carol));
+    r = rt_call(&env, "POST", rt_fmt("/api/v1/accounts/%lld/follow", (long long)carol), dave, NULL,
+                200, NULL);
     assert_true(b(r, "following"));
     assert_false(b(r, "requested"));
     json_decref(r);
+    json_decref(rt_call(&env, "POST", rt_fmt("/api/v1/accounts/%lld/unfollow", (long long)carol),
+                        dave, NULL, 200, NULL));
+}
+
+static void test_follow_request_errors(void **state)
+{
+    int pid = (int)getpid();
+    const char *auth = rt_fmt("/api/v1/follow_requests/%lld/authorize", (long long)dave_id);
+    char path[256];
+    snprintf(path, sizeof(path), "%s", auth);
+    rt_error(&env, "POST", "/api/v1/follow_requests/4242/authorize", frank, NULL, 404,
+             "Record not found");
+    rt_error(&env, "POST", "/api/v1/follow_requests/4242/reject", frank, NULL, 404,
+             "Record not found");
+    rt_error(&env, "POST", "/api/v1/follow_requests/x/authorize", frank, NULL, 404, NULL);
+    rt_error(&env, "POST", path, NULL, NULL, 401, "The access token is invalid");
+    /* bob's token is "read": no write:follows */
+    rt_error(&env, "POST", path, bob, NULL, 403, "outside the authorized scopes");
+    rt_error(&env, "GET", "/api/v1/follow_requests", rt_fmt("profile-%d", pid), NULL, 403,
+             "outside the authorized scopes");
+    rt_error(&env, "GET", "/api/v1/follow_requests", rt_fmt("app-%d", pid), NULL, 422,
+             "This method requires an authenticated user");
+    rt_error(&env, "GET", "/api/v1/follow_requests", NULL, NULL, 401, NULL);
+    rt_error(&env, "GET", path, frank, NULL, 405, NULL);
+    /* "read" grants read:follows (and the legacy "follow" grants both) */
+    json_decref(rt_call(&env, "GET", "/api/v1/follow_requests", bob, NULL, 200, NULL));
+    json_decref(rt_call(&env, "GET", "/api/v1/follow_requests?limit=0", erin, NULL, 200, NULL));
 }
 
 static void test_relationships(void **state)
@@ -227,9 +448,8 @@ static void test_follow_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_follow_unfollow),
-        cmocka_unit_test(test_locked_account),
-        cmocka_unit_test(test_relationships),
+        cmocka_unit_test(test_follow_unfollow),       cmocka_unit_test(test_locked_account),
+        cmocka_unit_test(test_follow_request_errors), cmocka_unit_test(test_relationships),
         cmocka_unit_test(test_follow_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -34,10 +34,40 @@ static void test_util(void **state)
     assert_string_equal(d, "Sun, 06 Nov 1994 08:49:37 GMT");
 }
 
+/* the hot path's printf-free formatting: integers, Redis commands, cache/'s key names */
+static void test_fast_formatting(void **state)
+{
+    char t[24];
+    assert_int_equal(api_i64_text(t, 0), 1);
+    assert_string_equal(t, "0");
+    assert_int_equal(api_i64_text(t, INT64_MAX), 19);
+    assert_string_equal(t, "9223372036854775807");
+    assert_int_equal(api_i64_text(t, INT64_MIN), 20);
+    assert_string_equal(t, "-9223372036854775808");
+    api_buf b = {0};
+    const char *argv[] = {"HGET", "k\r\n", ""};
+    size_t lens[] = {4, 3, 0};
+    api_buf_resp(&b, 3, argv, lens);
+    assert_string_equal(api_buf_cstr(&b), "*3\r\n$4\r\nHGET\r\n$3\r\nk\r\n\r\n$0\r\n\r\n");
+    api_buf_free(&b);
+    const int64_t ids[] = {1, 109, 113550812939438607LL, INT64_MAX};
+    for (int type = CACHE_FEED_HOME; type <= CACHE_FEED_LIST; type++)
+        for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+            char fast[48], slow[64];
+            size_t n = api_feed_key(fast, type, ids[i]);
+            assert_int_equal(n, (size_t)cache_feed_key(slow, sizeof(slow), type, ids[i]));
+            assert_string_equal(fast, slow);
+            n = api_marker_key(fast, type, ids[i]);
+            assert_int_equal(n, (size_t)cache_regeneration_key(slow, sizeof(slow), type, ids[i]));
+            assert_string_equal(fast, slow);
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_util),
+        cmocka_unit_test(test_fast_formatting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
