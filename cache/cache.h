@@ -178,11 +178,14 @@ enum cache_feed_state {
 int cache_feed_state(cache *c, int type, int64_t feed_id);
 /* is this feed being rebuilt? (the api's 206 check); -1 on Redis error */
 int cache_feed_regenerating(cache *c, int type, int64_t feed_id);
-/* take the regeneration marker (SET NX EX ttl): 1 when this caller must rebuild, 0 when
- * another one already does, -1 on Redis error */
+/* take the regeneration marker (Mastodon 4.4's AsyncRefresh hash, status "running", EX ttl;
+ * a plain string from older versions counts as running too): 1 when this caller must
+ * rebuild, 0 when another one already does, -1 on Redis error */
 int cache_regeneration_claim(cache *c, int type, int64_t feed_id, int ttl_seconds);
-/* drop the marker (done, or given up) */
+/* the rebuild is done: status "finished", kept an hour for clients polling the refresh */
 int cache_regeneration_release(cache *c, int type, int64_t feed_id);
+/* drop the marker: the rebuild will not happen (the next request claims again) */
+int cache_regeneration_abort(cache *c, int type, int64_t feed_id);
 
 /* ---------------------------------------------------------------- filters */
 /* the status facts the filters look at (a subset of cache_status) */

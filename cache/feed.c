@@ -59,13 +59,24 @@
     "  end\n"                                                                                      \
     "end\n"
 
+/* Is a regeneration marker held? Mastodon 4.4's AsyncRefresh hash while its status is
+ * "running" (a "finished" one stays an hour for GET /api/v1_alpha/async_refreshes/:id), or the
+ * plain string older tusk and Mastodon versions set. */
+#define LUA_RUNNING                                                                                \
+    "local function running(m)\n"                                                                  \
+    "  local t = redis.call('TYPE', m).ok\n"                                                       \
+    "  if t == 'string' then return true end\n"                                                    \
+    "  return t == 'hash' and redis.call('HGET', m, 'status') == 'running'\n"                      \
+    "end\n"
+
 /* Mastodon's add_to_feed (+ trim when added); returns 1 added, 0 not, -1 feed missing. An
  * original status into a feed without reblog tracking costs three calls: ZCARD, EXISTS and
  * ZADD (measured about 3 us per feed inside one EVALSHA). */
 #define LUA_ADD                                                                                    \
+    LUA_RUNNING                                                                                    \
     "local function add(feed, marker, id, rid)\n"                                                  \
     "  local card = redis.call('ZCARD', feed)\n"                                                   \
-    "  if card == 0 and if_exists and redis.call('EXISTS', marker) == 0 then return -1 end\n"      \
+    "  if card == 0 and if_exists and not running(marker) then return -1 end\n"                    \
     "  local rkey = feed .. ':reblogs'\n"                                                          \
     "  local tracked = redis.call('EXISTS', rkey) == 1\n"                                          \
     "  if rid ~= '0' and rid ~= '' then\n"                                                         \
@@ -619,6 +630,9 @@ int cache_feed_range(cache *c, int type, int64_t feed_id, int64_t max_id, int64_
     return 0;
 }
 
+/* 1 when the marker KEYS[1] is held (LUA_RUNNING), else 0 */
+#define LUA_MARKER_RUNNING LUA_RUNNING "return running(KEYS[1]) and 1 or 0\n"
+
 int cache_feed_state(cache *c, int type, int64_t feed_id)
 {
     redisContext *ctx = cache_feeds_ctx(c, cache_shard_of(cache_shard_count(c), feed_id));
@@ -628,7 +642,7 @@ int cache_feed_state(cache *c, int type, int64_t feed_id)
     cache_feed_key(fk, sizeof(fk), type, feed_id);
     cache_regeneration_key(mk, sizeof(mk), type, feed_id);
     if (redisAppendCommand(ctx, "EXISTS %s", fk) != REDIS_OK ||
-        redisAppendCommand(ctx, "EXISTS %s", mk) != REDIS_OK) {
+        redisAppendCommand(ctx, "EVAL %s 1 %s", LUA_MARKER_RUNNING, mk) != REDIS_OK) {
         cache_ctx_broken(c, ctx);
         return -1;
     }
@@ -651,8 +665,8 @@ int cache_feed_regenerating(cache *c, int type, int64_t feed_id)
 {
     char mk[KEY_CAP];
     cache_regeneration_key(mk, sizeof(mk), type, feed_id);
-    const char *argv[] = {"EXISTS", mk};
-    redisReply *r = feed_command(c, feed_id, 2, argv);
+    const char *argv[] = {"EVAL", LUA_MARKER_RUNNING, "1", mk};
+    redisReply *r = feed_command(c, feed_id, 4, argv);
     if (!r)
         return -1;
     int v = r->type == REDIS_REPLY_INTEGER ? (r->integer != 0) : -1;
@@ -665,16 +679,39 @@ int cache_regeneration_claim(cache *c, int type, int64_t feed_id, int ttl_second
     char mk[KEY_CAP], ttl[16];
     cache_regeneration_key(mk, sizeof(mk), type, feed_id);
     snprintf(ttl, sizeof(ttl), "%d", ttl_seconds > 0 ? ttl_seconds : CACHE_REGENERATION_TTL);
-    const char *argv[] = {"SET", mk, "true", "NX", "EX", ttl};
-    redisReply *r = feed_command(c, feed_id, 6, argv);
+    static const char claim[] = LUA_RUNNING "if running(KEYS[1]) then return 0 end\n"
+                                            "redis.call('DEL', KEYS[1])\n"
+                                            "redis.call('HSET', KEYS[1], 'status', 'running')\n"
+                                            "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
+                                            "return 1\n";
+    const char *argv[] = {"EVAL", claim, "1", mk, ttl};
+    redisReply *r = feed_command(c, feed_id, 5, argv);
     if (!r)
         return -1;
-    int v = r->type == REDIS_REPLY_STATUS ? 1 : 0; /* OK, or nil when someone holds it */
+    int v = r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -1; /* 0: someone holds it */
     freeReplyObject(r);
     return v;
 }
 
 int cache_regeneration_release(cache *c, int type, int64_t feed_id)
+{
+    char mk[KEY_CAP];
+    cache_regeneration_key(mk, sizeof(mk), type, feed_id);
+    /* "finished" is kept an hour, as Mastodon's AsyncRefresh, for clients polling the id */
+    static const char finish[] = "redis.call('DEL', KEYS[1])\n"
+                                 "redis.call('HSET', KEYS[1], 'status', 'finished')\n"
+                                 "redis.call('EXPIRE', KEYS[1], 3600)\n"
+                                 "return 1\n";
+    const char *argv[] = {"EVAL", finish, "1", mk};
+    redisReply *r = feed_command(c, feed_id, 4, argv);
+    if (!r)
+        return -1;
+    int v = r->type == REDIS_REPLY_INTEGER ? 0 : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+int cache_regeneration_abort(cache *c, int type, int64_t feed_id)
 {
     char mk[KEY_CAP];
     cache_regeneration_key(mk, sizeof(mk), type, feed_id);

@@ -158,7 +158,7 @@ int fanout_request_regeneration(cache *c, int feed_type, int64_t feed_id)
         j.account_id = feed_id;
     if (fanout_enqueue(c, &j) != 0) {
         /* nobody will rebuild: let the next request try again */
-        cache_regeneration_release(c, feed_type, feed_id);
+        cache_regeneration_abort(c, feed_type, feed_id);
         return -1;
     }
     return 1;

@@ -183,6 +183,26 @@ static void test_missing_feed_rule(void **state)
     assert_true(th_exists(e, "account:7:regeneration"));
     assert_int_equal(cache_regeneration_release(e->c, CACHE_FEED_HOME, 7), 0);
     assert_int_equal(cache_feed_regenerating(e->c, CACHE_FEED_HOME, 7), 0);
+    /* Mastodon 4.4's AsyncRefresh: "finished" stays an hour for clients polling the refresh,
+     * and does not hold back fan-out nor the next claim */
+    redisReply *r = redisCommand(e->r, "HGET account:7:regeneration status");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, "finished");
+    freeReplyObject(r);
+    r = redisCommand(e->r, "TTL account:7:regeneration");
+    assert_true(r->integer > 3500 && r->integer <= 3600);
+    freeReplyObject(r);
+    assert_int_equal(cache_feed_state(e->c, CACHE_FEED_HOME, 7), CACHE_FEED_READY);
+    assert_int_equal(cache_regeneration_claim(e->c, CACHE_FEED_HOME, 7, 60), 1);
+    assert_int_equal(cache_regeneration_abort(e->c, CACHE_FEED_HOME, 7), 0);
+    assert_false(th_exists(e, "account:7:regeneration"));
+    /* the plain string of older versions counts as running */
+    freeReplyObject(redisCommand(e->r, "SET account:8:regeneration true EX 60"));
+    assert_int_equal(cache_feed_regenerating(e->c, CACHE_FEED_HOME, 8), 1);
+    assert_int_equal(cache_feed_state(e->c, CACHE_FEED_HOME, 8), CACHE_FEED_REGENERATING);
+    assert_int_equal(cache_regeneration_claim(e->c, CACHE_FEED_HOME, 8, 60), 0);
+    freeReplyObject(redisCommand(e->r, "DEL account:8:regeneration"));
     assert_int_equal(cache_regeneration_claim(e->c, CACHE_FEED_LIST, 7, 60), 1);
     assert_true(th_exists(e, "list:7:regeneration"));
 }
