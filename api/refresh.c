@@ -49,67 +49,6 @@ bool api_refresh_init(api_server *srv)
     return RAND_bytes(srv->refresh_key, sizeof(srv->refresh_key)) == 1;
 }
 
-/* base64url without padding (RFC 4648 §5): ids go in URL paths */
-static size_t b64url(const uint8_t *src, size_t len, char *out)
-{
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)src[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)src[i + 1] << 8;
-        if (i + 2 < len)
-            v |= src[i + 2];
-        out[o++] = abc[(v >> 18) & 63];
-        out[o++] = abc[(v >> 12) & 63];
-        if (i + 1 < len)
-            out[o++] = abc[(v >> 6) & 63];
-        if (i + 2 < len)
-            out[o++] = abc[v & 63];
-    }
-    out[o] = '\0';
-    return o;
-}
-
-static int b64url_val(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-/* decode base64url without padding; -1 on a bad character, length, or overflow */
-static long b64url_decode(const char *s, size_t len, uint8_t *out, size_t cap)
-{
-    if (len % 4 == 1)
-        return -1;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i += 4) {
-        uint32_t v = 0;
-        size_t n = len - i < 4 ? len - i : 4;
-        for (size_t j = 0; j < 4; j++) {
-            int d = j < n ? b64url_val(s[i + j]) : 0;
-            if (d < 0)
-                return -1;
-            v = v << 6 | (uint32_t)d;
-        }
-        size_t bytes = n - 1;
-        if (o + bytes > cap)
-            return -1;
-        for (size_t j = 0; j < bytes; j++)
-            out[o++] = (uint8_t)(v >> (16 - 8 * j));
-    }
-    return (long)o;
-}
-
 /* hex HMAC-SHA256 of text under the process key */
 static bool sign(const api_server *srv, const char *text, size_t len, char hex[65])
 {
@@ -136,7 +75,10 @@ bool api_refresh_id(const api_server *srv, const char *key, char *out, size_t ca
     size_t jl = kl + 2;
     if (cap < (jl + 2) / 3 * 4 + 2 + 64 + 1)
         return false;
-    size_t n = b64url((const uint8_t *)json, jl, out);
+    int en = b64url_encode(json, jl, out, cap);
+    if (en < 0)
+        return false;
+    size_t n = (size_t)en;
     char hex[65];
     if (!sign(srv, out, n, hex))
         return false;
@@ -177,7 +119,7 @@ bool api_refresh_verify(const api_server *srv, const char *id, size_t len, char 
     if (!sign(srv, id, dl, hex) || CRYPTO_memcmp(hex, sep + 2, 64) != 0)
         return false;
     uint8_t json[REFRESH_KEY_MAX + 8];
-    long jl = b64url_decode(id, dl, json, sizeof(json));
+    int jl = b64url_decode(id, dl, json, sizeof(json));
     if (jl < 3 || json[0] != '"' || json[jl - 1] != '"' || (size_t)(jl - 2) >= cap)
         return false;
     memcpy(key, json + 1, (size_t)jl - 2);

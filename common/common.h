@@ -39,6 +39,12 @@ int b64_encode(const void *src, size_t len, char *out, size_t cap) TUSK_MUST_CHE
 /* strict base64 decode of len chars (padding required, no whitespace); returns the byte count,
  * -1 on invalid input or when the result does not fit in cap bytes */
 int b64_decode(const char *src, size_t len, uint8_t *out, size_t cap) TUSK_MUST_CHECK;
+/* base64url (RFC 4648 section 5) without padding, for ids in URLs: length written (plus a NUL),
+ * -1 if out (cap bytes) is too small */
+int b64url_encode(const void *src, size_t len, char *out, size_t cap) TUSK_MUST_CHECK;
+/* base64url without padding; byte count, -1 on a bad character or length, or when it does
+ * not fit in cap bytes */
+int b64url_decode(const char *src, size_t len, uint8_t *out, size_t cap) TUSK_MUST_CHECK;
 /* bytes needed by b64_encode for len input bytes, including the NUL */
 #define B64_ENCODED_SIZE(len) ((((len) + 2) / 3) * 4 + 1)
 /* lowercase hex of len bytes into out (2*len+1 bytes) */

@@ -1,5 +1,6 @@
 /*
- * Small helpers shared by every part: base64 (SCRAM needs it, so do config values), hex,
+ * Small helpers shared by every part: base64 (SCRAM needs it, so do config values) and
+ * base64url (ids in URLs), hex,
  * bounded string copy and strict number/boolean parsing for config values.
  */
 #include "common/common.h"
@@ -46,8 +47,9 @@ int b64_encode(const void *src, size_t len, char *out, size_t cap)
     return (int)o;
 }
 
-/* value of one base64 character, -1 if it is not one */
-static int b64_value(char c)
+/* value of one character, -1 if it is not one; c62 and c63 are what differ between base64
+ * ('+', '/') and base64url ('-', '_') */
+static int b64_value(char c, char c62, char c63)
 {
     if (c >= 'A' && c <= 'Z')
         return c - 'A';
@@ -55,9 +57,9 @@ static int b64_value(char c)
         return c - 'a' + 26;
     if (c >= '0' && c <= '9')
         return c - '0' + 52;
-    if (c == '+')
+    if (c == c62)
         return 62;
-    if (c == '/')
+    if (c == c63)
         return 63;
     return -1;
 }
@@ -83,7 +85,7 @@ int b64_decode(const char *src, size_t len, uint8_t *out, size_t cap)
             } else {
                 if (pad)
                     return -1;
-                v[k] = b64_value(c);
+                v[k] = b64_value(c, '+', '/');
                 if (v[k] < 0)
                     return -1;
             }
@@ -100,6 +102,53 @@ int b64_decode(const char *src, size_t len, uint8_t *out, size_t cap)
             out[o++] = (uint8_t)(w >> 8);
         if (n > 2)
             out[o++] = (uint8_t)w;
+    }
+    return (int)o;
+}
+
+int b64url_encode(const void *src, size_t len, char *out, size_t cap)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const uint8_t *p = src;
+    if (len / 3 * 4 + 4 > cap || len > (size_t)INT32_MAX / 2)
+        return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < len)
+            v |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < len)
+            v |= p[i + 2];
+        out[o++] = abc[(v >> 18) & 63];
+        out[o++] = abc[(v >> 12) & 63];
+        if (i + 1 < len)
+            out[o++] = abc[(v >> 6) & 63];
+        if (i + 2 < len)
+            out[o++] = abc[v & 63];
+    }
+    out[o] = '\0';
+    return (int)o;
+}
+
+int b64url_decode(const char *src, size_t len, uint8_t *out, size_t cap)
+{
+    if (len % 4 == 1 || len / 4 * 3 > (size_t)INT32_MAX)
+        return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 4) {
+        uint32_t v = 0;
+        size_t n = len - i < 4 ? len - i : 4;
+        for (size_t j = 0; j < 4; j++) {
+            int d = j < n ? b64_value(src[i + j], '-', '_') : 0;
+            if (d < 0)
+                return -1;
+            v = v << 6 | (uint32_t)d;
+        }
+        size_t bytes = n - 1;
+        if (o + bytes > cap)
+            return -1;
+        for (size_t j = 0; j < bytes; j++)
+            out[o++] = (uint8_t)(v >> (16 - 8 * j));
     }
     return (int)o;
 }

@@ -624,6 +624,28 @@ static void test_base64(void **state)
         if (b64_decode(bad[i], strlen(bad[i]), dec, sizeof(dec)) != -1)
             fail_msg("decoded \"%s\"", bad[i]);
     }
+    /* base64url without padding: RFC 4648's vectors, '-' and '_', and its refusals */
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        char u[32], want[32];
+        size_t wl = strcspn(v[i].enc, "=");
+        memcpy(want, v[i].enc, wl);
+        want[wl] = '\0';
+        assert_int_equal(b64url_encode(v[i].raw, strlen(v[i].raw), u, sizeof(u)), (int)wl);
+        assert_string_equal(u, want);
+        assert_int_equal(b64url_decode(u, wl, dec, sizeof(dec)), (int)strlen(v[i].raw));
+        assert_memory_equal(dec, v[i].raw, strlen(v[i].raw));
+    }
+    char u[8];
+    assert_int_equal(b64url_encode("\xfb\xff", 2, u, sizeof(u)), 3);
+    assert_string_equal(u, "-_8");
+    assert_int_equal(b64url_encode("\xfb\xff", 2, u, 4), 3);
+    assert_int_equal(b64url_encode("\xfb\xff\xfe", 3, u, 4), -1); /* no room for the NUL */
+    static const char *const ubad[] = {"Z", "Zm9vY", "Zm+v", "Zm/v", "Zg==", "Zm 9"};
+    for (size_t i = 0; i < sizeof(ubad) / sizeof(ubad[0]); i++) {
+        if (b64url_decode(ubad[i], strlen(ubad[i]), dec, sizeof(dec)) != -1)
+            fail_msg("decoded \"%s\" as base64url", ubad[i]);
+    }
+    assert_int_equal(b64url_decode("Zm9vYmFy", 8, dec, 5), -1);
     char hex[9];
     hex_encode("\x01\xab\xff\x00", 4, hex);
     assert_string_equal(hex, "01abff00");
