@@ -55,7 +55,12 @@ typedef struct stmt {
 typedef struct qctx {
     const router_classifier *c;
     const char *sql;
-    bool session_ro;   /* default_transaction_read_only as far as we know */
+    bool session_ro; /* default_transaction_read_only as far as we know */
+    /* The default the current transaction started with: a SET of the session default
+     * applies from the next transaction, which starts at the first statement after a
+     * COMMIT / ROLLBACK in the string (xact_ended) */
+    bool xact_ro;
+    bool xact_ended;
     bool set_name_set; /* out->set_name was filled by an earlier statement */
 } qctx;
 
@@ -687,6 +692,10 @@ static void finish(qctx *q, stmt *st, router_class *out)
     if (st->ntok == 0)
         return; /* empty statement (";;") */
     out->statements++;
+    if (q->xact_ended) {
+        q->xact_ro = q->session_ro;
+        q->xact_ended = false;
+    }
     if (st->semi_in_parens || st->depth != 0 || st->unbalanced)
         out->uncertain = true;
     out->pins |= st->pins;
@@ -722,7 +731,7 @@ static void finish(qctx *q, stmt *st, router_class *out)
                 break;
             /* fall through */
         case KW_BEGIN: {
-            bool ro = st->rw ? false : (st->ro || q->session_ro);
+            bool ro = st->rw ? false : (st->ro || q->xact_ro);
             out->txn_begin = true;
             out->txn_read_only = ro;
             out->txn_read_write = st->rw;
@@ -735,6 +744,7 @@ static void finish(qctx *q, stmt *st, router_class *out)
             if (kw1 == KW_PREPARED)
                 break; /* two-phase commit: the primary's business */
             out->txn_end = true;
+            q->xact_ended = true;
             safe = true;
             break;
         case KW_ROLLBACK:
@@ -745,6 +755,7 @@ static void finish(qctx *q, stmt *st, router_class *out)
                 break;
             }
             out->txn_end = true;
+            q->xact_ended = true;
             safe = true;
             break;
         case KW_SAVEPOINT:
@@ -752,9 +763,10 @@ static void finish(qctx *q, stmt *st, router_class *out)
             safe = true;
             break;
         case KW_PREPARE:
-            if (kw1 == KW_TRANSACTION)
+            if (kw1 == KW_TRANSACTION) {
                 out->txn_end = true;
-            else
+                q->xact_ended = true;
+            } else
                 out->pins |= ROUTER_PIN_PREPARE; /* SQL-level prepared statement */
             break;
         case KW_SET:
@@ -818,6 +830,26 @@ static void finish(qctx *q, stmt *st, router_class *out)
 /* public                                                                               */
 /* ------------------------------------------------------------------------------------ */
 
+/* One token into the shape hash: strings and numbers by their type only, everything else by
+ * its text, 8 bytes at a time (a multiply-xorshift per word keeps it at a few ns a token). */
+static inline uint64_t shape_mix(uint64_t h, const unsigned char *sql, const rtok *t)
+{
+    h = (h ^ t->type) * 0xff51afd7ed558ccdull;
+    if (t->type == RT_STRING || t->type == RT_NUMBER || t->type == RT_PARAM)
+        return h ^ (h >> 29);
+    const unsigned char *p = sql + t->off;
+    for (uint32_t n = t->len; n;) {
+        uint64_t w = 0;
+        uint32_t take = n < 8 ? n : 8;
+        memcpy(&w, p, take);
+        h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+        h ^= h >> 32;
+        p += take;
+        n -= take;
+    }
+    return h;
+}
+
 void router_classify_ex(const router_classifier *c, const char *sql, size_t len, unsigned flags,
                         router_class *out)
 {
@@ -833,7 +865,8 @@ void router_classify_ex(const router_classifier *c, const char *sql, size_t len,
         out->truncated = true;
     }
 
-    qctx q = {.c = c, .sql = sql, .session_ro = (flags & ROUTER_FLAG_SESSION_READ_ONLY) != 0};
+    bool session_ro = (flags & ROUTER_FLAG_SESSION_READ_ONLY) != 0;
+    qctx q = {.c = c, .sql = sql, .session_ro = session_ro, .xact_ro = session_ro};
     rlex lx;
     router_lex_init(&lx, sql, len, flags);
     /*
@@ -847,11 +880,15 @@ void router_classify_ex(const router_classifier *c, const char *sql, size_t len,
     stmt st;
     memset(&st, 0, sizeof(st));
     st.prev = &none;
+    uint64_t shape = 0x9e3779b97f4a7c15ull;
+    bool fingerprint = (flags & ROUTER_FLAG_FINGERPRINT) != 0;
     for (;; k ^= 1) {
         rtok *t = &ring[k];
         router_lex_next(&lx, t);
         if (t->type == RT_EOF)
             break;
+        if (fingerprint)
+            shape = shape_mix(shape, (const unsigned char *)sql, t);
         if (t->type == RT_SEMI && st.depth == 0) {
             finish(&q, &st, out);
             memset(&st, 0, sizeof(st));
@@ -863,6 +900,7 @@ void router_classify_ex(const router_classifier *c, const char *sql, size_t len,
     finish(&q, &st, out);
 
     out->override = lx.override;
+    out->fingerprint = fingerprint ? shape | 1 : 0;
     if (lx.broken)
         out->uncertain = true;
     if (out->truncated) {

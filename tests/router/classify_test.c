@@ -384,11 +384,22 @@ static const ccase cases[] = {
     {"begin read write", "@sro begin rw"},
     {"start transaction isolation level repeatable read", "@sro safe begin ro"},
     {"begin isolation level serializable", "@sro begin ro"},
+    /* a new session default applies from the next transaction: not to a BEGIN in the same
+     * query string, whose implicit transaction started with the old one ... */
     {"set default_transaction_read_only = on; begin",
-     "safe begin ro set=default_transaction_read_only dro=on n=2"},
+     "begin set=default_transaction_read_only dro=on n=2"},
     {"set default_transaction_read_only = off; begin",
-     "@sro begin set=default_transaction_read_only dro=off n=2"},
-    {"reset all; begin", "@sro begin set= reset dro=off n=2 unpin"},
+     "@sro safe begin ro set=default_transaction_read_only dro=off n=2"},
+    {"reset all; begin", "@sro safe begin ro set= reset dro=off n=2 unpin"},
+    {"set session characteristics as transaction read only; select 1; begin",
+     "begin set=session_characteristics dro=on n=3"},
+    /* ... but to one after a COMMIT, which starts a new transaction */
+    {"set default_transaction_read_only = on; commit; begin",
+     "safe begin ro end set=default_transaction_read_only dro=on n=3"},
+    {"begin; set default_transaction_read_only = on; commit; select 1; begin",
+     "begin ro end set=default_transaction_read_only dro=on n=5"},
+    {"set default_transaction_read_only = off; rollback; begin",
+     "@sro begin end set=default_transaction_read_only dro=off n=3"},
     /* ---- SET / RESET ---- */
     {"set search_path = a, b", "safe set=search_path"},
     {"SET search_path TO a", "safe set=search_path"},
@@ -1017,6 +1028,49 @@ static void test_pin_kinds(void **state)
     router_classifier_free(cls);
 }
 
+/* The shape fingerprint leaves out the values of literals and nothing else. */
+static void test_fingerprint(void **state)
+{
+    const router_classifier *cls = *state;
+    static const char *same[][2] = {
+        {"SELECT abalance FROM pgbench_accounts WHERE aid = 1;",
+         "SELECT abalance FROM pgbench_accounts WHERE aid = 98765;"},
+        {"select * from t where name = 'a'", "select * from t where name = E'it''s \\n long'"},
+        {"select $$x$$, 1.5e3", "select $tag$ y; z $tag$, 7"},
+        {"select 1 /* one */", "select   2 -- two\n"},
+        {"select * from a_table_with_a_long_name_1 where x = 1",
+         "select * from a_table_with_a_long_name_1 where x = 2"},
+    };
+    static const char *differ[][2] = {
+        {"SELECT abalance FROM pgbench_accounts WHERE aid = 1",
+         "SELECT abalance FROM pgbench_branches WHERE aid = 1"},
+        {"select * from t where a = 1", "select * from t where b = 1"},
+        {"select * from t where a = 1", "select * from t where a > 1"},
+        {"select * from a_table_with_a_long_name_1", "select * from a_table_with_a_long_name_2"},
+        {"select 1", "select '1'"},
+        {"select x from t", "select \"x\" from t"},
+        {"select pg_sleep(1) as slow", "select pg_sleep(1) as fast"},
+    };
+    router_class a, b;
+    for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+        router_classify_ex(cls, same[i][0], strlen(same[i][0]), ROUTER_FLAG_FINGERPRINT, &a);
+        router_classify_ex(cls, same[i][1], strlen(same[i][1]), ROUTER_FLAG_FINGERPRINT, &b);
+        if (a.fingerprint != b.fingerprint)
+            fail_msg("should share a shape: <%s> <%s>", same[i][0], same[i][1]);
+        assert_true(a.fingerprint != 0);
+    }
+    for (size_t i = 0; i < sizeof(differ) / sizeof(differ[0]); i++) {
+        router_classify_ex(cls, differ[i][0], strlen(differ[i][0]), ROUTER_FLAG_FINGERPRINT, &a);
+        router_classify_ex(cls, differ[i][1], strlen(differ[i][1]), ROUTER_FLAG_FINGERPRINT, &b);
+        if (a.fingerprint == b.fingerprint)
+            fail_msg("should differ: <%s> <%s>", differ[i][0], differ[i][1]);
+    }
+    router_classify_ex(cls, "", 0, ROUTER_FLAG_FINGERPRINT, &a);
+    assert_true(a.fingerprint != 0);
+    router_classify(cls, "select 1", 8, &a); /* only asked for */
+    assert_true(a.fingerprint == 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1024,6 +1078,7 @@ int main(void)
         cmocka_unit_test(test_scan_limit),    cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_prefixes),      cmocka_unit_test(test_lsn),
         cmocka_unit_test(test_function_list), cmocka_unit_test(test_pin_kinds),
+        cmocka_unit_test(test_fingerprint),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
