@@ -1223,9 +1223,10 @@ static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
                 fl = EXPF_SWITCH; /* the server passes to this client here */
                 c->pipe_queued = true;
                 c->pipe_msg_ok = true; /* px_pool_pipeline checked it */
-            } else if (type == 'Q' && w->cfg->pipeline_reads && !c->pipelined && !c->rt) {
-                s->pipe_ok = c->txn_status == 'I' && s->qlen == 0 && whole &&
-                             proxy_route_pipelinable(p, total);
+            } else if (w->cfg->pipeline_reads && !c->pipelined) {
+                s->pipe_key = type == 'Q' && !c->rt && c->txn_status == 'I' && s->qlen == 0 && whole
+                                  ? px_pool_shape_key(s->pool, p, total)
+                                  : 0;
                 s->pipe_sent = c->query_start;
             }
             ok = px_server_expect(s, EXP_QUERY, fl, NULL);

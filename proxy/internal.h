@@ -596,6 +596,7 @@ typedef struct px_client {
     struct px_rclient *rt; /* route.c: routing state, NULL until the first query */
     bool pipelined;        /* linked as server->next: its query waits behind another's */
     bool pipe_msg_ok;      /* its pipelined query may have another behind it in turn */
+    uint64_t pipe_key;     /* shape of its pipelined query (px_pool_shape_key) */
     bool pipe_queued;      /* its first pipelined request (EXPF_SWITCH) is on the server */
     bool cancel_pending;   /* a cancel that came while pipelined: sent when its turn comes */
 } px_client;
@@ -643,8 +644,10 @@ typedef struct px_server {
     /* pipeline_reads: a client whose query was sent behind the current client's one; the
      * server passes to it at the EXPF_SWITCH entry (pool.c px_pool_pipeline) */
     px_client *next;
-    bool pipe_ok;     /* the current query may have another behind it */
-    double pipe_sent; /* when the current query was sent */
+    /* shape of the current query (px_pool_shape_key) when another may wait behind it, else
+     * 0; its run time is recorded at its ReadyForQuery */
+    uint64_t pipe_key;
+    double pipe_sent; /* when the current query was sent (or reached the server's head) */
 } px_server;
 
 /* process-wide counters of one (database, user, node), shared by the workers */
@@ -751,7 +754,8 @@ typedef struct px_worker {
     int n_clients, n_servers;
     px_intern intern;
     px_stmt_registry stmts;
-    pktbuf tmp; /* scratch for building messages */
+    pktbuf tmp;                        /* scratch for building messages */
+    struct px_shape_time *shape_times; /* pipeline_reads: recent run times by query shape */
     bool shutting_down;
     int shutdown_how;
     double shutdown_deadline;
@@ -858,6 +862,10 @@ static inline bool px_server_at_boundary(const px_server *s)
 /* pipeline_reads: send the client's whole simple Query (msg) behind a busy server's one
  * instead of waiting for a server; true when linked that way */
 bool px_pool_pipeline(px_pool *p, px_client *c, const uint8_t *msg, size_t len);
+/* pipeline_reads: the key under which a pool's query shape's run times are kept (0 when
+ * the query may not be pipelined), and a query of that key that ran for `seconds` */
+uint64_t px_pool_shape_key(px_pool *p, const uint8_t *msg, size_t len);
+void px_pool_shape_ran(px_worker *w, uint64_t key, double seconds);
 /* the server reached its EXPF_SWITCH entry: the current client is done, next takes over */
 void px_pool_pipe_switch(px_server *s);
 /* a client is gone or a server closes: unlink the pipelined next client */
@@ -944,8 +952,9 @@ void px_route_configure(px_config *cfg);
  * state; true when the proxy answered it itself (SET tusk.*) and it must not be forwarded
  * (a Parse may instead emit a failing Parse through f, see route.c ext_reject) */
 bool proxy_route_message(px_client *c, px_fwd *f, const uint8_t *msg, size_t len);
-/* may this whole simple Query wait behind another client's on a server (pipeline_reads)? */
-bool proxy_route_pipelinable(const uint8_t *msg, size_t len);
+/* may this whole simple Query wait behind another client's on a server (pipeline_reads)?
+ * Its shape (router_class.fingerprint) when it may, else 0 */
+uint64_t proxy_route_pipeline_shape(const uint8_t *msg, size_t len);
 /* does the client have SET tusk.* statements, portals or a batch the proxy answers itself
  * (extended protocol)? Then every message goes through proxy_route_ext first */
 bool proxy_route_ext_active(const px_client *c);

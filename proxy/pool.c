@@ -397,10 +397,55 @@ bool px_pool_acquire(px_pool *p, px_client *c)
 /* A read that would wait for a server is sent behind the read another client runs on a busy
  * server: PostgreSQL takes it from its socket the moment it answers the first, instead of
  * sleeping until the proxy hands the server over. Only autocommit single-statement reads that
- * leave no session state (route.c proxy_route_pipelinable) go either side, on servers whose
- * session parameters are the client's, one deep, and only behind a query sent less than
- * PIPE_MAX_AGE ago, so a read never waits long behind a slow one. */
-#define PIPE_MAX_AGE 0.002
+ * leave no session state (route.c proxy_route_pipeline_shape) go either side, on servers whose
+ * session parameters are the client's, one deep, and only behind a query of a shape that ran
+ * fast (under PIPE_FAST) its last PIPE_RUNS times and has not been running longer than that,
+ * so a read does not wait behind a slow one. */
+#define PIPE_FAST 0.001
+#define PIPE_RUNS 4
+#define SHAPE_SLOTS 1024 /* per worker, direct-mapped: a miss only means "not known fast" */
+
+typedef struct px_shape_time {
+    uint64_t key;
+    float worst; /* seconds: the longest recent run, decaying by 1/8 a run */
+    uint32_t runs;
+} px_shape_time;
+
+uint64_t px_pool_shape_key(px_pool *p, const uint8_t *msg, size_t len)
+{
+    uint64_t shape = proxy_route_pipeline_shape(msg, len);
+    if (!shape)
+        return 0;
+    /* the same text may be fast in one database and slow in another */
+    return (shape ^ ((uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15ull)) | 1;
+}
+
+void px_pool_shape_ran(px_worker *w, uint64_t key, double seconds)
+{
+    if (!w->shape_times) {
+        w->shape_times = calloc(SHAPE_SLOTS, sizeof(px_shape_time));
+        if (!w->shape_times)
+            return;
+    }
+    px_shape_time *t = &w->shape_times[(key >> 17) % SHAPE_SLOTS];
+    float d = (float)seconds;
+    if (t->key != key) {
+        *t = (px_shape_time){.key = key, .worst = d, .runs = 1};
+        return;
+    }
+    float decayed = t->worst * 0.875f;
+    t->worst = d > decayed ? d : decayed;
+    if (t->runs < UINT32_MAX)
+        t->runs++;
+}
+
+static bool shape_is_fast(const px_worker *w, uint64_t key)
+{
+    if (!key || !w->shape_times)
+        return false;
+    const px_shape_time *t = &w->shape_times[(key >> 17) % SHAPE_SLOTS];
+    return t->key == key && t->runs >= PIPE_RUNS && t->worst < PIPE_FAST;
+}
 
 static bool vars_match(const px_server *s, const px_client *c)
 {
@@ -422,19 +467,21 @@ bool px_pool_pipeline(px_pool *p, px_client *c, const uint8_t *msg, size_t len)
     px_list *it;
     for (it = p->active_servers.next; it != &p->active_servers; it = it->next) {
         px_server *s = container_of(it, px_server, node);
-        if (!s->pipe_ok || s->next || !s->client || s->qlen != 1 ||
-            s->q[s->qhead].kind != EXP_QUERY || now - s->pipe_sent > PIPE_MAX_AGE ||
-            px_conn_backlogged(&s->io) || !vars_match(s, c))
+        if (!s->pipe_key || s->next || !s->client || s->qlen != 1 ||
+            s->q[s->qhead].kind != EXP_QUERY || now - s->pipe_sent > PIPE_FAST ||
+            px_conn_backlogged(&s->io) || !vars_match(s, c) || !shape_is_fast(w, s->pipe_key))
             continue;
         if (!best || s->pipe_sent < best->pipe_sent)
             best = s; /* sent first: likely answered first */
     }
-    if (!best || !proxy_route_pipelinable(msg, len))
+    uint64_t key;
+    if (!best || !(key = px_pool_shape_key(p, msg, len)))
         return false;
     best->next = c;
     c->server = best;
     c->pipelined = true;
     c->pipe_queued = false;
+    c->pipe_key = key;
     px_pool *home = c->pool ? c->pool : p;
     px_pool_client_set_state(c, CL_ACTIVE, home);
     home->stats.server_assignments++;
@@ -450,7 +497,7 @@ void px_pool_pipe_switch(px_server *s)
     s->q[s->qhead].flags &= (uint8_t)~EXPF_SWITCH;
     s->next = NULL;
     s->client = b;
-    s->pipe_ok = b && b->pipe_msg_ok;
+    s->pipe_key = b && b->pipe_msg_ok ? b->pipe_key : 0;
     s->pipe_sent = now;
     if (a) {
         px_stats *st = &s->pool->stats;

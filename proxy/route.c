@@ -281,17 +281,18 @@ void px_route_configure(px_config *cfg)
 /* a simple Query another client's query may wait behind on one server connection
  * (pipeline_reads): one statement that reads, leaves no session state, and does not start or
  * end a transaction, so the server is back in the same state after it */
-bool proxy_route_pipelinable(const uint8_t *msg, size_t len)
+uint64_t proxy_route_pipeline_shape(const uint8_t *msg, size_t len)
 {
     router_classifier *cls = atomic_load(&route_cls);
     if (!cls || len < 6 || msg[0] != 'Q')
-        return false;
+        return 0;
     const char *q = (const char *)msg + 5;
     router_class k;
-    router_classify(cls, q, strnlen(q, len - 5), &k);
-    return k.replica_safe && k.statements == 1 && !k.uncertain && !k.txn_begin && !k.txn_end &&
-           !k.txn_read_only && !k.sets_session_state && !k.reset_all && !k.pins && !k.unpins &&
-           k.tusk_set == ROUTER_TUSK_NONE && k.default_read_only == ROUTER_SETTING_UNCHANGED;
+    router_classify_ex(cls, q, strnlen(q, len - 5), ROUTER_FLAG_FINGERPRINT, &k);
+    bool ok = k.replica_safe && k.statements == 1 && !k.uncertain && !k.txn_begin && !k.txn_end &&
+              !k.txn_read_only && !k.sets_session_state && !k.reset_all && !k.pins && !k.unpins &&
+              k.tusk_set == ROUTER_TUSK_NONE && k.default_read_only == ROUTER_SETTING_UNCHANGED;
+    return ok ? k.fingerprint : 0;
 }
 
 /* ------------------------------------------------------------------------------------------ */

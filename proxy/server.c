@@ -1150,6 +1150,10 @@ static size_t data_pass(px_server *s, const uint8_t *data, size_t len)
                 px_fwd_init(&f, c ? &c->io : NULL);
                 continue;
             }
+            if (s->pipe_key) {
+                px_pool_shape_ran(w, s->pipe_key, px_now(w) - s->pipe_sent);
+                s->pipe_key = 0;
+            }
             if (c) {
                 c->txn_status = (char)status;
                 s->pool->stats.query_time_us += (uint64_t)((px_now(w) - c->query_start) * 1e6);

@@ -326,6 +326,7 @@ void px_workers_join(void)
         free(w->scratch);
         pktbuf_free(&w->tmp);
         px_stmt_registry_free(&w->stmts);
+        free(w->shape_times);
         px_intern_free(&w->intern);
         px_config_unref(w->cfg);
         ev_loop_destroy(w->loop);
