@@ -1193,11 +1193,13 @@ static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
                 c->io.pass_fwd = 0;
             }
             pos += whole ? total : avail; /* answered by the proxy (SET tusk.*, extended) */
+            proxy_route_sent_none(c);
             continue;
         }
         if (whole && (type == 'Q' || type == 'P' || type == 'B') &&
             proxy_route_message(c, &f, p, total)) {
             pos += total; /* answered by the proxy (SET tusk.*) */
+            proxy_route_sent_none(c);
             continue;
         }
         if (c->server && c->server->next && c->server->client == c)
@@ -1392,6 +1394,8 @@ static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
             px_client_fail(c, "53200", "out of memory");
             return pos;
         }
+        if (c->rt)
+            proxy_route_sent(c, p, take, total);
         if (!whole) {
             c->io.pass_left = total - (uint32_t)avail;
             c->io.pass_fwd = 1;

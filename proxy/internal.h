@@ -967,6 +967,10 @@ void proxy_route_client_free(px_client *c);
  * reached the client: true when the Query was put back into the client's input for the
  * primary (the client is then not told about the loss) */
 bool proxy_route_requeue(px_server *s);
+/* a client message went to its server as the client sent it (take of total bytes), or one
+ * was answered by the proxy instead: what a re-run on the primary would send (route.c) */
+void proxy_route_sent(px_client *c, const uint8_t *msg, size_t take, size_t total);
+void proxy_route_sent_none(px_client *c);
 /* the replica pool p cannot log in: true when c (waiting for p) was sent back to be routed to
  * the primary instead of getting the error */
 bool proxy_route_pool_failed(px_client *c, px_pool *p);

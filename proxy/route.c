@@ -56,8 +56,13 @@ typedef struct px_rclient {
     ev_timer wait_timer;
     bool timer_on;
     bool force_primary; /* the next transaction re-runs a statement a replica refused */
-    uint8_t *retry_msg; /* the Query sent to a replica, for the 25006 re-run */
+    /* what the client sent to a replica for its current autocommit statement: one simple
+     * Query (25006 re-run, lost replica) or an extended-protocol batch up to its Sync (lost
+     * replica); kept as the client sent it */
+    uint8_t *retry_msg;
     uint32_t retry_len, retry_cap;
+    bool retry_open; /* still taking the client's messages (proxy_route_sent) */
+    bool retry_ext;  /* retry_msg is a whole extended batch, Sync included */
     /* session SETs the varcache does not track, replayed on each server (transaction mode) */
     int n_sets;
     char *set_name[RT_MAX_SETS], *set_sql[RT_MAX_SETS];
@@ -1036,21 +1041,68 @@ static int to_primary(px_rclient *rt, router_topology *topo, int primary, atomic
     return take(rt, topo, primary);
 }
 
-/* keep a copy of a whole simple Query going to a replica: a 25006 answer re-runs it */
-static void keep_for_retry(px_rclient *rt, const uint8_t *msg, size_t len)
+static void retry_forget(px_rclient *rt)
 {
     rt->retry_len = 0;
-    if (!msg || len < 5 || msg[0] != 'Q' || len > RT_RETRY_MAX || 1 + pkt_get_u32(msg + 1) != len)
+    rt->retry_open = false;
+    rt->retry_ext = false;
+}
+
+/* Keeps what the client sends to a replica for an autocommit statement, so that it can run
+ * again on the primary when the replica refuses it (25006) or dies before answering: a whole
+ * simple Query, or an extended batch of unnamed Parse, Bind, Describe, Execute and Flush up to
+ * its Sync. A named Parse or a Close changes the client's statement names, so a batch with one
+ * is not kept (running it twice would not be the same); nor is anything streamed or larger
+ * than RT_RETRY_MAX. */
+void proxy_route_sent(px_client *c, const uint8_t *msg, size_t take, size_t total)
+{
+    px_rclient *rt = c->rt;
+    if (!rt || !rt->retry_open)
         return;
-    if (rt->retry_cap < len) {
-        uint8_t *nb = realloc(rt->retry_msg, len);
-        if (!nb)
-            return;
-        rt->retry_msg = nb;
-        rt->retry_cap = (uint32_t)len;
+    uint8_t type = msg[0];
+    bool ok = take == total && total >= 5 && rt->retry_len + total <= RT_RETRY_MAX;
+    switch (type) {
+    case 'Q':
+        ok = ok && rt->retry_len == 0;
+        break;
+    case 'P':
+        ok = ok && total > 5 && msg[5] == '\0'; /* the unnamed statement */
+        break;
+    case 'B':
+    case 'D':
+    case 'E':
+    case 'H':
+    case 'S':
+        break;
+    default:
+        ok = false;
     }
-    memcpy(rt->retry_msg, msg, len);
-    rt->retry_len = (uint32_t)len;
+    if (ok && rt->retry_cap < rt->retry_len + total) {
+        uint32_t cap = rt->retry_len + (uint32_t)total;
+        cap = cap < 256 ? 256 : cap;
+        uint8_t *nb = realloc(rt->retry_msg, cap);
+        ok = nb != NULL;
+        if (nb) {
+            rt->retry_msg = nb;
+            rt->retry_cap = cap;
+        }
+    }
+    if (!ok) {
+        retry_forget(rt);
+        return;
+    }
+    memcpy(rt->retry_msg + rt->retry_len, msg, total);
+    rt->retry_len += (uint32_t)total;
+    if (type == 'Q' || type == 'S') {
+        rt->retry_open = false;
+        rt->retry_ext = type == 'S';
+    }
+}
+
+void proxy_route_sent_none(px_client *c)
+{
+    if (c->rt && c->rt->retry_open)
+        retry_forget(c->rt);
 }
 
 static int to_replica(px_rclient *rt, router_topology *topo, int r)
@@ -1109,13 +1161,13 @@ int proxy_route_pick(const px_client *cc, const uint8_t *msg, size_t len)
     px_rclient *rt = cc->rt;
     if (!rt)
         return 0;
-    rt->retry_len = 0;
+    retry_forget(rt);
     int node = pick(rt, msg, len);
     if (node >= 0 && rt->out_node == node && rt->out_topo) {
         router_node *n = router_topology_node(rt->out_topo, node);
-        if (n && atomic_load(&n->role) == ROUTER_ROLE_REPLICA && rt->c->txn_status != 'T' &&
-            rt->c->txn_status != 'E')
-            keep_for_retry(rt, msg, len);
+        /* from here proxy_route_sent keeps what the client sends */
+        rt->retry_open = n && atomic_load(&n->role) == ROUTER_ROLE_REPLICA &&
+                         rt->c->txn_status != 'T' && rt->c->txn_status != 'E';
     }
     return node;
 }
@@ -1267,7 +1319,7 @@ static void requeue(px_client *c, px_rclient *rt)
         memcpy(buf + rt->retry_len, c->io.rbuf, old);
     bool ok = px_conn_keep(&c->io, buf, rt->retry_len + old);
     free(buf);
-    rt->retry_len = 0;
+    retry_forget(rt);
     if (!ok)
         px_client_fail(c, "53200", "out of memory");
 }
@@ -1293,20 +1345,28 @@ bool proxy_route_pool_failed(px_client *c, px_pool *p)
 bool proxy_route_requeue(px_server *s)
 {
     px_client *c = s->client;
-    if (!c || c->io.closed || !c->rt || !c->rt->db || c->rt->retry_len == 0 || s->rt_sent ||
-        s->pool->mode == PM_SESSION || c->io.pass_left || c->txn_status != 'I')
-        return false;
-    bool only_query = false;
-    for (uint32_t i = 0; i < s->qlen; i++) {
-        px_exp *e = &s->q[(s->qhead + i) % s->qcap];
-        if (e->kind == EXP_QUERY)
-            only_query = true;
-        else if (e->kind != EXP_INTERNAL)
-            return false;
-    }
-    if (!only_query)
+    if (!c || c->io.closed || !c->rt || !c->rt->db || c->rt->retry_len == 0 || c->rt->retry_open ||
+        s->rt_sent || s->pool->mode == PM_SESSION || c->io.pass_left || c->txn_status != 'I')
         return false;
     px_rclient *rt = c->rt;
+    /* what the server still owes must be exactly the kept statement: one Query, or the
+     * requests of one batch ending in its Sync (Parse entries the proxy added included) */
+    int queries = 0, syncs = 0;
+    uint8_t last = 0;
+    for (uint32_t i = 0; i < s->qlen; i++) {
+        px_exp *e = &s->q[(s->qhead + i) % s->qcap];
+        if (e->flags & EXPF_SWITCH)
+            return false;
+        if (e->kind == EXP_INTERNAL)
+            continue;
+        if (e->kind == EXP_CLOSE || e->kind == EXP_FAKE_CLOSE)
+            return false;
+        queries += e->kind == EXP_QUERY;
+        syncs += e->kind == EXP_SYNC;
+        last = e->kind;
+    }
+    if (rt->retry_ext ? (queries || syncs != 1 || last != EXP_SYNC) : (queries != 1 || syncs))
+        return false;
     router_topology *topo = atomic_load(&rt->db->cur);
     int primary = topo ? router_topology_primary(topo) : 0;
     if (s->node_idx == (primary < 0 ? 0 : primary))
@@ -1384,7 +1444,8 @@ void proxy_route_lsn_done(px_server *s, bool failed)
 bool proxy_route_forward(px_server *s, px_fwd *f, uint8_t type, const uint8_t *msg, size_t len)
 {
     px_client *c = s->client;
-    if (type == 'T' && msg && !s->rt_sent && c && c->rt && c->rt->retry_len) {
+    if (type == 'T' && msg && !s->rt_sent && c && c->rt && c->rt->retry_len && !c->rt->retry_open &&
+        !c->rt->retry_ext) { /* simple Query: a 25006 may follow */
         if (!s->rt_held_t && !(s->rt_held_t = calloc(1, sizeof(pktbuf))))
             return false;
         pkt_put_bytes(s->rt_held_t, msg, len);
@@ -1417,8 +1478,9 @@ bool proxy_route_server_error(px_server *s, const uint8_t *body, size_t len)
     /* a replica refused it: the next time it goes to the primary directly */
     write_set_add(rt->db, rt->cls_hash);
     bool only_query = s->qlen == 1 && s->q[s->qhead].kind == EXP_QUERY;
-    if (rt->retry_len == 0 || s->rt_sent || !only_query || s->pool->mode == PM_SESSION ||
-        c->close_after_txn || s->io.w->shutting_down || c->io.pass_left)
+    if (rt->retry_len == 0 || rt->retry_ext || s->rt_sent || !only_query ||
+        s->pool->mode == PM_SESSION || c->close_after_txn || s->io.w->shutting_down ||
+        c->io.pass_left)
         return false;
     s->rt_retry = true;
     if (s->rt_held_t)

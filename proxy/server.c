@@ -326,7 +326,7 @@ static void server_lost(px_server *s, const char *why)
     }
     pktbuf *fm = s->fatal_msg;
     s->fatal_msg = NULL;
-    bool again = c && outstanding == 1 && ready == 1 && proxy_route_requeue(s);
+    bool again = c && ready == 1 && proxy_route_requeue(s);
     if (c) {
         s->client = NULL;
         c->server = NULL;

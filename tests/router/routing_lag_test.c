@@ -231,20 +231,28 @@ static void test_stopped_replica(void **state)
 }
 
 /* a replica stopped under pgbench load through the proxy: statements that had not sent anything
- * to their client yet run again on another node, so pgbench sees no error at all */
-static void test_stop_under_load(void **state)
+ * to their client yet run again on another node, so pgbench sees no error at all. mode is
+ * pgbench's -M: simple Query, extended batches (unnamed Parse, Bind, Describe, Execute, Sync)
+ * or prepared (Bind, Describe, Execute, Sync of statements prepared before the stop; the
+ * primary gets them prepared by the proxy on the re-run). */
+static void stop_under_load(const char *mode)
 {
-    (void)state;
+    PGconn *c = connect_to(rp.proc.port, "tusk");
+    double dl = svc_now_ms() + 15000;
+    while (reads_on(c, r2port, 20) == 0 && svc_now_ms() < dl)
+        usleep(200 * 1000); /* replica2 takes reads again after the last test stopped it */
+    assert_true(reads_on(c, r2port, 20) > 0);
+    PQfinish(c);
     char *script = svc_write_temp(".sql", "SELECT inet_server_port();\n");
     char log[] = "/tmp/tusk-routing-pgbench-XXXXXX";
     int fd = mkstemp(log);
     assert_true(fd >= 0);
     close(fd);
     int rc = svc_sh("(sleep 1.5; '%s/scripts/services' node '%s' stop replica2 >/dev/null 2>&1) & "
-                    "PGPASSWORD=tusk '%s/pgbench' -n -f '%s' -c 8 -j 2 -T 4 -h 127.0.0.1 -p %d "
-                    "-U tusk tusk > '%s' 2>&1; rc=$?; wait; exit $rc",
+                    "PGPASSWORD=tusk '%s/pgbench' -n -M %s -f '%s' -c 8 -j 2 -T 4 -h 127.0.0.1 "
+                    "-p %d -U tusk tusk > '%s' 2>&1; rc=$?; wait; exit $rc",
                     svc_env("TUSK_SOURCE_DIR"), svc_env("TUSK_SVC_DIR"), svc_env("TUSK_PG_BIN"),
-                    script, rp.proc.port, log);
+                    mode, script, rp.proc.port, log);
     assert_int_equal(svc_node("start", "replica2"), 0);
     int bad = svc_sh("grep -q 'aborted\\|error\\|failed transactions: [1-9]' '%s'", log);
     if (rc != 0 || bad == 0)
@@ -256,6 +264,24 @@ static void test_stop_under_load(void **state)
     assert_int_not_equal(bad, 0); /* grep found nothing */
 }
 
+static void test_stop_under_load(void **state)
+{
+    (void)state;
+    stop_under_load("simple");
+}
+
+static void test_stop_under_load_extended(void **state)
+{
+    (void)state;
+    stop_under_load("extended");
+}
+
+static void test_stop_under_load_prepared(void **state)
+{
+    (void)state;
+    stop_under_load("prepared");
+}
+
 int main(void)
 {
     svc_env("TUSK_PG_REPLICA2_PORT");
@@ -265,6 +291,8 @@ int main(void)
         cmocka_unit_test(test_paused_replica),
         cmocka_unit_test(test_stopped_replica),
         cmocka_unit_test(test_stop_under_load),
+        cmocka_unit_test(test_stop_under_load_extended),
+        cmocka_unit_test(test_stop_under_load_prepared),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
