@@ -1061,6 +1061,7 @@ static size_t data_pass(px_server *s, const uint8_t *data, size_t len)
             }
             bool fwd = !internal && c;
             if (fwd) {
+                proxy_route_forward(s, &f, type, NULL, 0); /* a held RowDescription first */
                 px_fwd_bytes(&f, p, avail);
                 sent += avail;
             }

@@ -101,6 +101,34 @@ static void test_reads_and_writes(void **state)
     PQfinish(c);
 }
 
+/* rows larger than the proxy's buffers stream through from a replica in order after their
+ * RowDescription (which the proxy holds while a 25006 may still come), simple and extended */
+static void test_large_rows(void **state)
+{
+    (void)state;
+    PGconn *c = connect_proxy();
+    static const int sizes[] = {1000, 70000, 300000, 2100000};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        for (int extended = 0; extended < 2; extended++) {
+            char sql[128];
+            snprintf(sql, sizeof(sql), "SELECT inet_server_port(), repeat('y', %d) || 'z'",
+                     sizes[i]);
+            PGresult *r = extended ? PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 0)
+                                   : PQexec(c, sql);
+            if (PQresultStatus(r) != PGRES_TUPLES_OK)
+                fail_msg("%d bytes (%s): %s", sizes[i], extended ? "extended" : "simple",
+                         PQerrorMessage(c));
+            assert_true(is_replica(atoi(PQgetvalue(r, 0, 0))));
+            const char *v = PQgetvalue(r, 0, 1);
+            assert_int_equal(PQgetlength(r, 0, 1), sizes[i] + 1);
+            assert_int_equal(v[0], 'y');
+            assert_int_equal(v[sizes[i]], 'z');
+            PQclear(r);
+        }
+    }
+    PQfinish(c);
+}
+
 /* read-your-writes: the commit LSN comes back as ParameterStatus, the next read sees the row */
 static void test_commit_lsn(void **state)
 {
@@ -325,6 +353,7 @@ int main(void)
     svc_env("TUSK_BIN");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reads_and_writes),
+        cmocka_unit_test(test_large_rows),
         cmocka_unit_test(test_commit_lsn),
         cmocka_unit_test(test_transactions),
         cmocka_unit_test(test_overrides),
