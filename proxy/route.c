@@ -1342,19 +1342,14 @@ bool proxy_route_pool_failed(px_client *c, px_pool *p)
     return true;
 }
 
-bool proxy_route_requeue(px_server *s)
+/* what the server still owes is (the rest of) exactly the kept statement: one Query, or the
+ * requests of one batch ending in its Sync (Parse entries the proxy added included) */
+static bool owes_only_kept(const px_server *s, const px_rclient *rt)
 {
-    px_client *c = s->client;
-    if (!c || c->io.closed || !c->rt || !c->rt->db || c->rt->retry_len == 0 || c->rt->retry_open ||
-        s->rt_sent || s->pool->mode == PM_SESSION || c->io.pass_left || c->txn_status != 'I')
-        return false;
-    px_rclient *rt = c->rt;
-    /* what the server still owes must be exactly the kept statement: one Query, or the
-     * requests of one batch ending in its Sync (Parse entries the proxy added included) */
     int queries = 0, syncs = 0;
     uint8_t last = 0;
     for (uint32_t i = 0; i < s->qlen; i++) {
-        px_exp *e = &s->q[(s->qhead + i) % s->qcap];
+        const px_exp *e = &s->q[(s->qhead + i) % s->qcap];
         if (e->flags & EXPF_SWITCH)
             return false;
         if (e->kind == EXP_INTERNAL)
@@ -1365,7 +1360,17 @@ bool proxy_route_requeue(px_server *s)
         syncs += e->kind == EXP_SYNC;
         last = e->kind;
     }
-    if (rt->retry_ext ? (queries || syncs != 1 || last != EXP_SYNC) : (queries != 1 || syncs))
+    return rt->retry_ext ? !queries && syncs == 1 && last == EXP_SYNC : queries == 1 && !syncs;
+}
+
+bool proxy_route_requeue(px_server *s)
+{
+    px_client *c = s->client;
+    if (!c || c->io.closed || !c->rt || !c->rt->db || c->rt->retry_len == 0 || c->rt->retry_open ||
+        s->rt_sent || s->pool->mode == PM_SESSION || c->io.pass_left || c->txn_status != 'I')
+        return false;
+    px_rclient *rt = c->rt;
+    if (!owes_only_kept(s, rt))
         return false;
     router_topology *topo = atomic_load(&rt->db->cur);
     int primary = topo ? router_topology_primary(topo) : 0;
@@ -1444,8 +1449,15 @@ void proxy_route_lsn_done(px_server *s, bool failed)
 bool proxy_route_forward(px_server *s, px_fwd *f, uint8_t type, const uint8_t *msg, size_t len)
 {
     px_client *c = s->client;
-    if (type == 'T' && msg && !s->rt_sent && c && c->rt && c->rt->retry_len && !c->rt->retry_open &&
-        !c->rt->retry_ext) { /* simple Query: a 25006 may follow */
+    /* while a replica may still refuse the kept statement with 25006, what would have to be
+     * taken back waits: a simple Query's RowDescription, an extended batch's ParseComplete,
+     * BindComplete and Describe answers (the first row, CommandComplete, an error other than
+     * 25006 or ReadyForQuery sends them on) */
+    bool hold =
+        msg && !s->rt_sent && c && c->rt && c->rt->retry_len && !c->rt->retry_open &&
+        (c->rt->retry_ext ? type == '1' || type == '2' || type == 't' || type == 'T' || type == 'n'
+                          : type == 'T');
+    if (hold) {
         if (!s->rt_held_t && !(s->rt_held_t = calloc(1, sizeof(pktbuf))))
             return false;
         pkt_put_bytes(s->rt_held_t, msg, len);
@@ -1477,14 +1489,13 @@ bool proxy_route_server_error(px_server *s, const uint8_t *body, size_t len)
         return false;
     /* a replica refused it: the next time it goes to the primary directly */
     write_set_add(rt->db, rt->cls_hash);
-    bool only_query = s->qlen == 1 && s->q[s->qhead].kind == EXP_QUERY;
-    if (rt->retry_len == 0 || rt->retry_ext || s->rt_sent || !only_query ||
+    if (rt->retry_len == 0 || rt->retry_open || s->rt_sent || !owes_only_kept(s, rt) ||
         s->pool->mode == PM_SESSION || c->close_after_txn || s->io.w->shutting_down ||
         c->io.pass_left)
         return false;
     s->rt_retry = true;
     if (s->rt_held_t)
-        pktbuf_reset(s->rt_held_t); /* the re-run sends its own RowDescription */
+        pktbuf_reset(s->rt_held_t); /* the re-run sends its own answers */
     atomic_fetch_add(&rt->db->pub.stats.retries_25006, 1);
     return true;
 }

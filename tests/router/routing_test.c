@@ -304,6 +304,30 @@ static void test_25006_retry(void **state)
         PQclear(r);
     }
     assert_true(is_replica(port_of(c, "SELECT inet_server_port()")));
+    /* the same through the extended protocol: an unnamed statement, then a named one
+     * (Bind, Describe, Execute, Sync re-run on the primary, which the proxy prepares) */
+    for (int named = 0; named < 2; named++) {
+        const char *sql = named ? "SELECT routing_write(), $1::int AS prepared_run"
+                                : "SELECT routing_write(), $1::int AS unnamed_run";
+        if (named) {
+            PGresult *r = PQprepare(c, "w25006", sql, 1, NULL);
+            assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+            PQclear(r);
+        }
+        for (int i = 0; i < 3; i++) {
+            char run[16];
+            snprintf(run, sizeof(run), "%d", i);
+            const char *v[] = {run};
+            PGresult *r = named ? PQexecPrepared(c, "w25006", 1, v, NULL, NULL, 0)
+                                : PQexecParams(c, sql, 1, NULL, v, NULL, NULL, 0);
+            if (PQresultStatus(r) != PGRES_TUPLES_OK)
+                fail_msg("%s run %d: %s", named ? "named" : "unnamed", i, PQerrorMessage(c));
+            assert_int_equal(PQnfields(r), 2);
+            assert_int_equal(atoi(PQgetvalue(r, 0, 0)), pport);
+            assert_int_equal(atoi(PQgetvalue(r, 0, 1)), i);
+            PQclear(r);
+        }
+    }
     PQfinish(c);
 }
 
