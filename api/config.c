@@ -266,9 +266,12 @@ static int finish(api_config *cfg, char *err, size_t errlen)
     cfg->domain = strndup(host, hl);
     if (!cfg->domain)
         goto oom;
-    /* URLs the status renderer builds (cache/render.c) name this host */
+    /* URLs the status renderer builds (cache/render.c) name this host, as Account URLs do */
     if (strcmp(cfg->cache.local_domain, "localhost") == 0)
         str_copy(cfg->cache.local_domain, sizeof(cfg->cache.local_domain), cfg->domain);
+    if (!cfg->cache.public_url[0] &&
+        cache_config_set(&cfg->cache, "public_url", cfg->public_url, err, errlen) != 1)
+        return -1;
     if (!cfg->streaming_url) {
         char u[600];
         bool tls = strncmp(cfg->public_url, "https://", 8) == 0;

@@ -87,16 +87,22 @@ typedef struct cache_config {
     int connect_timeout_ms; /* redis_connect_timeout_ms */
     int command_timeout_ms; /* redis_timeout_ms */
     char local_domain[256]; /* local_domain: host part of local URLs */
+    /* public_url: scheme://host[:port] of local URLs, no trailing slash; "" means
+     * https://local_domain (cache_config_url_base) */
+    char public_url[300];
 } cache_config;
 /* defaults: one Redis at 127.0.0.1:6379/0 for every role */
 void cache_config_init(cache_config *cfg);
 /* take one config key if it is ours (redis_feeds, redis_queue, redis_pubsub, redis_url,
- * status_cache_ttl, redis_connect_timeout_ms, redis_timeout_ms, local_domain): 1 when used,
+ * status_cache_ttl, redis_connect_timeout_ms, redis_timeout_ms, local_domain, public_url): 1
+ * when used,
  * 0 when the key is not a cache key, -1 with err filled on a bad value. redis_feeds takes
  * several URLs separated by commas or spaces; unset roles fall back to redis_url, then to
  * redis_feeds' first instance. */
 int cache_config_set(cache_config *cfg, const char *key, const char *value, char *err,
                      size_t errlen);
+/* the start of local account and status URLs: public_url, else https://local_domain */
+const char *cache_config_url_base(const cache_config *cfg, char *buf, size_t cap);
 
 typedef struct cache cache;
 /* a handle with lazily opened connections, for one thread; NULL only when out of memory */

@@ -45,6 +45,14 @@ void cache_config_init(cache_config *cfg)
     str_copy(cfg->local_domain, sizeof(cfg->local_domain), "localhost");
 }
 
+const char *cache_config_url_base(const cache_config *cfg, char *buf, size_t cap)
+{
+    if (cfg->public_url[0])
+        return cfg->public_url;
+    snprintf(buf, cap, "https://%s", cfg->local_domain);
+    return buf;
+}
+
 /* parse a Redis URL */
 int cache_redis_url_parse(const char *url, cache_redis_url *out, char *err, size_t errlen)
 {
@@ -214,6 +222,22 @@ int cache_config_set(cache_config *cfg, const char *key, const char *value, char
             cfg->connect_timeout_ms = (int)v;
         else
             cfg->command_timeout_ms = (int)v;
+        return 1;
+    }
+    if (strcmp(key, "public_url") == 0) {
+        size_t n = strlen(value);
+        while (n > 8 && value[n - 1] == '/')
+            n--; /* "https://x/" and "https://x" name the same base */
+        bool scheme = strncmp(value, "http://", 7) == 0 || strncmp(value, "https://", 8) == 0;
+        if (!scheme || n >= sizeof(cfg->public_url) || strchr(value, '"') || strchr(value, '\\')) {
+            snprintf(err, errlen,
+                     "public_url must be http:// or https:// and a host, up to %zu "
+                     "bytes (not \"%s\")",
+                     sizeof(cfg->public_url) - 1, value);
+            return -1;
+        }
+        memcpy(cfg->public_url, value, n);
+        cfg->public_url[n] = '\0';
         return 1;
     }
     if (strcmp(key, "local_domain") == 0) {

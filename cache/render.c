@@ -259,15 +259,19 @@ static void acct_of(cache_buf *tmp, const char *username, const char *domain)
 static void profile_url(cache_buf *tmp, const char *url, const char *username,
                         const cache_config *cfg)
 {
+    char base[320];
     cache_buf_reset(tmp);
     if (url && *url)
         cache_buf_puts(tmp, url);
     else
-        cache_buf_printf(tmp, "https://%s/@%s", cfg->local_domain, username ? username : "");
+        cache_buf_printf(tmp, "%s/@%s", cache_config_url_base(cfg, base, sizeof(base)),
+                         username ? username : "");
 }
 
 bool cache_render_account(cache_buf *out, const cache_account *a, const cache_config *cfg)
 {
+    char base_buf[320];
+    const char *base = cache_config_url_base(cfg, base_buf, sizeof(base_buf));
     cache_buf tmp;
     cache_buf_init(&tmp);
     bool first = true;
@@ -290,22 +294,21 @@ bool cache_render_account(cache_buf *out, const cache_account *a, const cache_co
         json_str(out, "uri", a->uri, &first);
     } else {
         cache_buf_reset(&tmp);
-        cache_buf_printf(&tmp, "https://%s/users/%s", cfg->local_domain,
-                         a->username ? a->username : "");
+        cache_buf_printf(&tmp, "%s/users/%s", base, a->username ? a->username : "");
         json_str(out, "uri", tmp.data, &first);
     }
     cache_buf_reset(&tmp);
     if (a->avatar && *a->avatar)
         cache_buf_puts(&tmp, a->avatar);
     else
-        cache_buf_printf(&tmp, "https://%s/avatars/original/missing.png", cfg->local_domain);
+        cache_buf_printf(&tmp, "%s/avatars/original/missing.png", base);
     json_str(out, "avatar", tmp.data, &first);
     json_str(out, "avatar_static", tmp.data, &first);
     cache_buf_reset(&tmp);
     if (a->header && *a->header)
         cache_buf_puts(&tmp, a->header);
     else
-        cache_buf_printf(&tmp, "https://%s/headers/original/missing.png", cfg->local_domain);
+        cache_buf_printf(&tmp, "%s/headers/original/missing.png", base);
     json_str(out, "header", tmp.data, &first);
     json_str(out, "header_static", tmp.data, &first);
     json_int(out, "followers_count", a->followers_count, &first);
@@ -338,6 +341,8 @@ static const char *visibility_name(int v)
 bool cache_render_status(cache_buf *out, const cache_status *s, const cache_config *cfg,
                          const cache_viewer_flags *viewer)
 {
+    char base_buf[320];
+    const char *base = cache_config_url_base(cfg, base_buf, sizeof(base_buf));
     cache_buf tmp;
     cache_buf_init(&tmp);
     bool first = true;
@@ -355,8 +360,7 @@ bool cache_render_status(cache_buf *out, const cache_status *s, const cache_conf
     if (s->uri && *s->uri)
         cache_buf_puts(&tmp, s->uri);
     else
-        cache_buf_printf(&tmp, "https://%s/users/%s/statuses/%lld", cfg->local_domain, username,
-                         (long long)s->id);
+        cache_buf_printf(&tmp, "%s/users/%s/statuses/%lld", base, username, (long long)s->id);
     json_str(out, "uri", tmp.data, &first);
     if (s->reblog_of_id) {
         json_str(out, "url", s->url && *s->url ? s->url : NULL, &first);
@@ -365,8 +369,7 @@ bool cache_render_status(cache_buf *out, const cache_status *s, const cache_conf
         if (s->url && *s->url)
             cache_buf_puts(&tmp, s->url);
         else
-            cache_buf_printf(&tmp, "https://%s/@%s/%lld", cfg->local_domain, username,
-                             (long long)s->id);
+            cache_buf_printf(&tmp, "%s/@%s/%lld", base, username, (long long)s->id);
         json_str(out, "url", tmp.data, &first);
     }
     json_int(out, "replies_count", s->replies_count, &first);

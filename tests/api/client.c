@@ -529,7 +529,7 @@ static void start_env(tc_env *env, const char *extra, bool own_redis, bool with_
         int admin = svc_free_port();
         snprintf(ini, sizeof(ini),
                  "[fanout]\ndatabase = %s\nredis_url = redis://127.0.0.1:%d\n"
-                 "local_domain = social.test\nqueues = default:2,pull:1\n"
+                 "public_url = http://social.test\nqueues = default:2,pull:1\n"
                  "admin_listen = 127.0.0.1:%d\noutbox_poll_ms = 50\nblock_ms = 200\n",
                  env->dsn, env->redis_port, admin);
         if (!svc_start_role(&env->fanout, "fanout", ini, admin)) {

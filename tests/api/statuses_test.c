@@ -70,6 +70,15 @@ static void test_post_json(void **state)
     rt_check_status(s);
     int64_t id = rt_id(s);
     assert_true(id > 0);
+    /* the status renderer's URLs start with public_url, as the Account's do */
+    const char *account_url = str(json_object_get(s, "account"), "url");
+    assert_true(strncmp(account_url, "http://social.test/@", 20) == 0);
+    char want[256];
+    snprintf(want, sizeof(want), "%s/%lld", account_url, (long long)id);
+    assert_string_equal(str(s, "url"), want);
+    snprintf(want, sizeof(want), "http://social.test/users/%s/statuses/%lld", account_url + 20,
+             (long long)id);
+    assert_string_equal(str(s, "uri"), want);
     assert_string_equal(str(s, "content"),
                         "<p>Hello @bob and @carol@remote.example &lt;b&gt;x&lt;/b&gt;</p>");
     assert_string_equal(str(s, "visibility"), "public");

@@ -70,6 +70,12 @@ static void test_config_keys(void **state)
     assert_int_equal(cache_config_set(&cfg, "status_cache_ttl", "0", err, sizeof(err)), -1);
     assert_int_equal(cache_config_set(&cfg, "local_domain", "social.example", err, sizeof(err)), 1);
     assert_string_equal(cfg.local_domain, "social.example");
+    char base[320];
+    assert_string_equal(cache_config_url_base(&cfg, base, sizeof(base)), "https://social.example");
+    assert_int_equal(cache_config_set(&cfg, "public_url", "http://h:3000//", err, sizeof(err)), 1);
+    assert_string_equal(cache_config_url_base(&cfg, base, sizeof(base)), "http://h:3000");
+    assert_int_equal(cache_config_set(&cfg, "public_url", "ftp://h", err, sizeof(err)), -1);
+    assert_int_equal(cache_config_set(&cfg, "public_url", "https://a\"b", err, sizeof(err)), -1);
     assert_int_equal(cache_config_set(&cfg, "redis_feeds", ",", err, sizeof(err)), -1);
     assert_int_equal(cache_config_set(&cfg, "listen_addr", "x", err, sizeof(err)), 0);
     char many[2048] = "";

@@ -134,6 +134,27 @@ static void test_status_entity(void **state)
                         "<p>hello<br />world \x01</p>");
     assert_string_equal(json_string_value(json_object_get(v, "url")),
                         "https://social.test/@alice/108012345678901234");
+    /* public_url (scheme, port) wins over https://local_domain */
+    {
+        cache_config pc = cfg;
+        assert_int_equal(cache_config_set(&pc, "public_url", "http://127.0.0.1:3000/", err,
+                                          sizeof(err)),
+                         1);
+        cache_buf pb;
+        cache_buf_init(&pb);
+        assert_true(cache_render_status(&pb, s, &pc, &vf));
+        json_t *pv = json_loads(pb.data, 0, &jerr);
+        assert_non_null(pv);
+        assert_string_equal(json_string_value(json_object_get(pv, "url")),
+                            "http://127.0.0.1:3000/@alice/108012345678901234");
+        assert_string_equal(json_string_value(json_object_get(pv, "uri")),
+                            "http://127.0.0.1:3000/users/alice/statuses/108012345678901234");
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(pv, "account"), "url")),
+            "http://127.0.0.1:3000/@alice");
+        json_decref(pv);
+        cache_buf_free(&pb);
+    }
     assert_true(json_is_null(json_object_get(v, "reblog")));
     assert_true(json_is_null(json_object_get(v, "edited_at")));
     assert_true(json_is_true(json_object_get(v, "favourited")));

@@ -120,7 +120,7 @@ log_level = ${E2E_API_LOG:-info}
 [fanout]
 database = $DSN
 redis_url = redis://127.0.0.1:$REDIS_PORT
-local_domain = 127.0.0.1:$API_PORT
+public_url = http://127.0.0.1:$API_PORT
 queues = default:2,pull:1
 admin_listen = 127.0.0.1:$ADMIN_PORT
 outbox_poll_ms = 50
