@@ -1,6 +1,7 @@
 /*
  * common: what several parts of tusk share: logging, the pgbouncer.ini-layout config
- * parser, the userlist.txt parser, password hashing (md5, SCRAM-SHA-256) and small helpers.
+ * parser, the userlist.txt parser, password hashing (md5, SCRAM-SHA-256), the admin_listen
+ * HTTP server and small helpers.
  * This header is the interface of the folder.
  */
 #ifndef TUSK_COMMON_H
@@ -201,5 +202,28 @@ bool auth_scram_client_verify_server(auth_scram_client *st, const char *server_f
 /* wipe keys and password from a state once done */
 void auth_scram_client_clear(auth_scram_client *st);
 void auth_scram_server_clear(auth_scram_server *st);
+
+/* ---- admin_listen HTTP server (adminhttp.c) ---- */
+struct ev_loop;
+typedef struct admin_http admin_http;
+/* what a handler answers: code (200 unless set), content type (text/plain unless set) and a
+ * body grown with admin_http_put; failed after an allocation failure (the server sends 500) */
+typedef struct admin_http_reply {
+    int code;
+    const char *ctype;
+    char *body;
+    size_t len, cap;
+    bool failed;
+} admin_http_reply;
+/* answers GET / HEAD of path (the query string cut off); runs on the server's loop */
+typedef void (*admin_http_handler)(void *arg, const char *path, admin_http_reply *r);
+/* listens on spec (host:port, [v6]:port, *:port) with the loop; NULL and err when it cannot */
+admin_http *admin_http_start(struct ev_loop *loop, const char *spec, admin_http_handler handler,
+                             void *arg, char *err, size_t errlen);
+/* closes the listener and every open connection; on the loop's thread */
+void admin_http_stop(admin_http *s);
+bool admin_http_put(admin_http_reply *r, const void *data, size_t len);
+/* a whole text/plain answer */
+void admin_http_text(admin_http_reply *r, int code, const char *text);
 
 #endif

@@ -7,11 +7,9 @@
  */
 #include "fanout/internal.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,7 +28,7 @@ typedef struct main_state {
     ev_timer relay_timer;
     ev_io listen_io;
     int listen_fd;
-    ev_io admin_io;
+    admin_http *admin;
     ev_signal sigint, sigterm;
 } main_state;
 
@@ -70,84 +68,22 @@ void fanout_metrics_render(cache_buf *out)
 
 /* ------------------------------------------------------------------ admin HTTP */
 
-/* one request per connection, answered at once: health checks and scrapes are tiny */
-static void admin_cb(struct ev_loop *loop, ev_io *w, int revents)
+/* /metrics, /health and / (both "OK"); served by common/adminhttp.c on the main loop */
+static void admin_request(void *arg, const char *path, admin_http_reply *r)
 {
-    int fd = accept(w->fd, NULL, NULL);
-    if (fd < 0)
-        return;
-    struct timeval tv = {1, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    char req[2048];
-    size_t got = 0;
-    while (got < sizeof(req) - 1) {
-        ssize_t n = recv(fd, req + got, sizeof(req) - 1 - got, 0);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-        req[got] = '\0';
-        if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
-            break;
-    }
-    req[got] = '\0';
-    cache_buf body;
-    cache_buf_init(&body);
-    const char *status = "200 OK";
-    const char *ctype = "text/plain; charset=utf-8";
-    if (strncmp(req, "GET /metrics", 12) == 0) {
+    (void)arg;
+    if (strcmp(path, "/metrics") == 0) {
+        cache_buf body;
+        cache_buf_init(&body);
         fanout_metrics_render(&body);
-        ctype = "text/plain; version=0.0.4";
-    } else if (strncmp(req, "GET /health", 11) == 0 || strncmp(req, "GET / ", 6) == 0) {
-        cache_buf_puts(&body, "OK\n");
+        r->ctype = "text/plain; version=0.0.4";
+        admin_http_put(r, body.data ? body.data : "", body.len);
+        cache_buf_free(&body);
+    } else if (strcmp(path, "/health") == 0 || strcmp(path, "/") == 0) {
+        admin_http_text(r, 200, "OK\n");
     } else {
-        status = "404 Not Found";
-        cache_buf_puts(&body, "not found\n");
+        admin_http_text(r, 404, "not found\n");
     }
-    cache_buf head;
-    cache_buf_init(&head);
-    cache_buf_printf(&head,
-                     "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n\r\n",
-                     status, ctype, body.len);
-    if (send(fd, head.data, head.len, MSG_NOSIGNAL) == (ssize_t)head.len && body.len)
-        (void)send(fd, body.data, body.len, MSG_NOSIGNAL);
-    cache_buf_free(&head);
-    cache_buf_free(&body);
-    close(fd);
-}
-
-static int admin_listen(const char *spec)
-{
-    char host[128];
-    const char *colon = strrchr(spec, ':');
-    long long port;
-    if (!colon || (size_t)(colon - spec) >= sizeof(host) ||
-        !str_to_int(colon + 1, 1, 65535, &port)) {
-        log_error("admin_listen must be host:port, not \"%s\"", spec);
-        return -1;
-    }
-    memcpy(host, spec, (size_t)(colon - spec));
-    host[colon - spec] = '\0';
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (!host[0] || strcmp(host, "*") == 0)
-        sa.sin_addr.s_addr = htonl(INADDR_ANY);
-    else if (inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host,
-                       &sa.sin_addr) != 1) {
-        log_error("admin_listen: bad IPv4 address \"%s\"", host);
-        return -1;
-    }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0)
-        return -1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 64) != 0) {
-        log_error("admin_listen %s: %s", spec, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
 }
 
 /* ------------------------------------------------------------------ relay driving */
@@ -228,13 +164,14 @@ int fanout_main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     st.loop = ev_default_loop(0);
-    int admin_fd = -1;
     if (st.cfg.admin_listen[0]) {
-        admin_fd = admin_listen(st.cfg.admin_listen);
-        if (admin_fd < 0)
+        char why[256];
+        st.admin =
+            admin_http_start(st.loop, st.cfg.admin_listen, admin_request, NULL, why, sizeof(why));
+        if (!st.admin) {
+            log_error("%s", why);
             return 1;
-        ev_io_init(&st.admin_io, admin_cb, admin_fd, EV_READ);
-        ev_io_start(st.loop, &st.admin_io);
+        }
     }
 
     /* workers must not take SIGINT/SIGTERM: the loop's handler does */
@@ -276,8 +213,7 @@ int fanout_main(int argc, char **argv)
     atomic_store(&fanout_stop, 1);
     fanout_workers_join();
     fanout_relay_free(st.relay);
-    if (admin_fd >= 0)
-        close(admin_fd);
+    admin_http_stop(st.admin);
     log_info("fanout stopped");
     return 0;
 }

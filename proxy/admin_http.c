@@ -1,7 +1,7 @@
 /*
  * The admin thread: its own libev loop, so nothing an operator does can stall a worker. It
- * serves the HTTP endpoint on admin_listen (a deliberately small HTTP/1.1 server: GET and HEAD
- * only, one request per connection, 8 KB request limit, 10 s deadline), executes the console
+ * serves the HTTP endpoint on admin_listen (common/adminhttp.c: GET and HEAD only, one request
+ * per connection, 8 kB request limit, 10 s deadline), executes the console
  * commands the workers hand it, and once a second samples every node's lag and read counter
  * (the status page's 15-minute chart, reads_per_s) and the per-database totals
  * (SHOW STATS_AVERAGES).
@@ -9,17 +9,13 @@
 #include "proxy/admin.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#define HTTP_MAX_REQ 8192
 #define AVG_WINDOW 61 /* seconds of per-database totals kept for the averages */
 
 typedef struct console_job {
@@ -31,16 +27,6 @@ typedef struct console_job {
     char *sql;
     pktbuf out;
 } console_job;
-
-typedef struct http_conn {
-    ev_io rio, wio;
-    ev_timer deadline;
-    int fd;
-    char req[HTTP_MAX_REQ + 1];
-    size_t rlen;
-    pktbuf out;
-    size_t wpos;
-} http_conn;
 
 typedef struct db_avg {
     struct db_avg *next;
@@ -54,8 +40,7 @@ static struct ev_loop *aloop;
 static pthread_t athread;
 static ev_async console_wake;
 static ev_timer sampler;
-static ev_io listen_io;
-static int listen_fd = -1;
+static admin_http *http;
 static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
 static console_job *jobs;
 static pthread_mutex_t hist_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -294,66 +279,6 @@ static void sampler_cb(struct ev_loop *loop, ev_timer *t, int revents)
 /* HTTP                                                                                        */
 /* ------------------------------------------------------------------------------------------ */
 
-static void http_close(http_conn *h)
-{
-    ev_io_stop(aloop, &h->rio);
-    ev_io_stop(aloop, &h->wio);
-    ev_timer_stop(aloop, &h->deadline);
-    close(h->fd);
-    pktbuf_free(&h->out);
-    free(h);
-}
-
-static void http_write_cb(struct ev_loop *loop, ev_io *io, int revents)
-{
-    http_conn *h = container_of(io, http_conn, wio);
-    (void)loop;
-    (void)revents;
-    while (h->wpos < h->out.len) {
-        ssize_t n = send(h->fd, h->out.data + h->wpos, h->out.len - h->wpos, MSG_NOSIGNAL);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            http_close(h);
-            return;
-        }
-        h->wpos += (size_t)n;
-    }
-    shutdown(h->fd, SHUT_WR);
-    http_close(h);
-}
-
-static void respond(http_conn *h, int code, const char *reason, const char *ctype,
-                    const pktbuf *body, bool head)
-{
-    char hdr[512];
-    int n = snprintf(hdr, sizeof(hdr),
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
-                     code, reason, ctype, body ? body->len : 0);
-    pktbuf_reset(&h->out);
-    pkt_put_bytes(&h->out, hdr, (size_t)n);
-    if (body && !head)
-        pkt_put_bytes(&h->out, body->data, body->len);
-    if (h->out.failed) {
-        http_close(h);
-        return;
-    }
-    ev_io_stop(aloop, &h->rio);
-    ev_io_start(aloop, &h->wio);
-}
-
-static void respond_text(http_conn *h, int code, const char *reason, const char *text, bool head)
-{
-    pktbuf b;
-    pktbuf_init(&b, NULL, 0);
-    pkt_put_bytes(&b, text, strlen(text));
-    respond(h, code, reason, "text/plain; charset=utf-8", &b, head);
-    pktbuf_free(&b);
-}
-
 /* is every worker alive and answering? */
 static bool serving(void)
 {
@@ -365,147 +290,35 @@ static bool serving(void)
     return ok;
 }
 
-static void handle_request(http_conn *h)
+static void reply_buf(admin_http_reply *r, bool built, const char *ctype, const pktbuf *b)
 {
-    char method[16], target[1024];
-    if (sscanf(h->req, "%15s %1023s HTTP/1.%*c", method, target) != 2 ||
-        strncmp(strchr(h->req, ' ') + 1 + strlen(target), " HTTP/1.", 8) != 0) {
-        respond_text(h, 400, "Bad Request", "bad request\n", false);
+    if (!built || b->failed) {
+        admin_http_text(r, 500, "out of memory\n");
         return;
     }
-    bool head = strcmp(method, "HEAD") == 0;
-    if (!head && strcmp(method, "GET") != 0) {
-        respond_text(h, 405, "Method Not Allowed", "only GET and HEAD\n", false);
-        return;
-    }
-    char *q = strchr(target, '?');
-    if (q)
-        *q = '\0';
+    r->ctype = ctype;
+    admin_http_put(r, b->data, b->len);
+}
+
+static void handle_request(void *arg, const char *path, admin_http_reply *r)
+{
+    (void)arg;
     pktbuf b;
     pktbuf_init(&b, NULL, 0);
-    if (strcmp(target, "/metrics") == 0) {
-        if (adm_metrics_text(&b))
-            respond(h, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", &b, head);
-        else
-            respond_text(h, 500, "Internal Server Error", "out of memory\n", head);
-    } else if (strcmp(target, "/health") == 0) {
+    if (strcmp(path, "/metrics") == 0) {
+        reply_buf(r, adm_metrics_text(&b), "text/plain; version=0.0.4; charset=utf-8", &b);
+    } else if (strcmp(path, "/health") == 0) {
         bool ok = serving() && adm_primaries_ok();
-        respond_text(h, ok ? 200 : 503, ok ? "OK" : "Service Unavailable",
-                     ok ? "ok\n" : "unavailable\n", head);
-    } else if (strcmp(target, "/ready") == 0) {
+        admin_http_text(r, ok ? 200 : 503, ok ? "ok\n" : "unavailable\n");
+    } else if (strcmp(path, "/ready") == 0) {
         bool ok = serving();
-        respond_text(h, ok ? 200 : 503, ok ? "OK" : "Service Unavailable",
-                     ok ? "ready\n" : "not ready\n", head);
-    } else if (strcmp(target, "/") == 0) {
-        if (adm_status_page(&b))
-            respond(h, 200, "OK", "text/html; charset=utf-8", &b, head);
-        else
-            respond_text(h, 500, "Internal Server Error", "out of memory\n", head);
+        admin_http_text(r, ok ? 200 : 503, ok ? "ready\n" : "not ready\n");
+    } else if (strcmp(path, "/") == 0) {
+        reply_buf(r, adm_status_page(&b), "text/html; charset=utf-8", &b);
     } else {
-        respond_text(h, 404, "Not Found", "not found\n", head);
+        admin_http_text(r, 404, "not found\n");
     }
     pktbuf_free(&b);
-}
-
-static void http_read_cb(struct ev_loop *loop, ev_io *io, int revents)
-{
-    http_conn *h = container_of(io, http_conn, rio);
-    (void)loop;
-    (void)revents;
-    ssize_t n = recv(h->fd, h->req + h->rlen, HTTP_MAX_REQ - h->rlen, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return;
-    if (n <= 0) {
-        http_close(h);
-        return;
-    }
-    h->rlen += (size_t)n;
-    h->req[h->rlen] = '\0';
-    if (memchr(h->req, '\0', h->rlen)) {
-        respond_text(h, 400, "Bad Request", "bad request\n", false);
-        return;
-    }
-    if (strstr(h->req, "\r\n\r\n") || strstr(h->req, "\n\n")) {
-        handle_request(h);
-        return;
-    }
-    if (h->rlen >= HTTP_MAX_REQ)
-        respond_text(h, 431, "Request Header Fields Too Large", "request too large\n", false);
-}
-
-static void http_deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
-{
-    (void)loop;
-    (void)revents;
-    http_close(container_of(t, http_conn, deadline));
-}
-
-static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
-{
-    (void)revents;
-    for (;;) {
-        int fd = accept(io->fd, NULL, NULL);
-        if (fd < 0)
-            return;
-        if (fcntl(fd, F_SETFL, O_NONBLOCK) != 0) {
-            close(fd);
-            continue;
-        }
-        http_conn *h = calloc(1, sizeof(*h));
-        if (!h) {
-            close(fd);
-            continue;
-        }
-        h->fd = fd;
-        pktbuf_init(&h->out, NULL, 0);
-        ev_io_init(&h->rio, http_read_cb, fd, EV_READ);
-        ev_io_init(&h->wio, http_write_cb, fd, EV_WRITE);
-        ev_timer_init(&h->deadline, http_deadline_cb, 10.0, 0);
-        ev_io_start(loop, &h->rio);
-        ev_timer_start(loop, &h->deadline);
-    }
-}
-
-/* "host:port" (host may be [v6], empty or *) -> listening socket */
-static int listen_on(const char *spec, char *err, size_t errlen)
-{
-    char host[256];
-    const char *colon = strrchr(spec, ':');
-    if (!colon || !colon[1]) {
-        snprintf(err, errlen, "admin_listen: expected host:port, got \"%.64s\"", spec);
-        return -1;
-    }
-    size_t hl = (size_t)(colon - spec);
-    if (hl >= sizeof(host))
-        hl = sizeof(host) - 1;
-    memcpy(host, spec, hl);
-    host[hl] = '\0';
-    if (host[0] == '[' && hl > 1 && host[hl - 1] == ']') {
-        memmove(host, host + 1, hl - 2);
-        host[hl - 2] = '\0';
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE},
-                    *res = NULL;
-    const char *h = host[0] && strcmp(host, "*") != 0 ? host : NULL;
-    int rc = getaddrinfo(h, colon + 1, &hints, &res);
-    if (rc != 0 || !res) {
-        snprintf(err, errlen, "admin_listen %s: %s", spec, gai_strerror(rc));
-        return -1;
-    }
-    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 64) != 0) {
-        snprintf(err, errlen, "admin_listen %s: %s", spec, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        freeaddrinfo(res);
-        return -1;
-    }
-    freeaddrinfo(res);
-    return fd;
 }
 
 static ev_async stop_wake;
@@ -534,9 +347,8 @@ void px_admin_stop(void)
     ev_async_send(aloop, &stop_wake);
     pthread_join(athread, NULL);
     started = false;
-    if (listen_fd >= 0)
-        close(listen_fd);
-    listen_fd = -1;
+    admin_http_stop(http); /* the thread is gone: its loop is ours now */
+    http = NULL;
     pthread_mutex_lock(&jobs_lock);
     console_job *j = jobs;
     jobs = NULL;
@@ -564,11 +376,9 @@ bool px_admin_start(px_config *cfg, char *err, size_t errlen)
     ev_timer_init(&sampler, sampler_cb, 1.0, 1.0);
     ev_timer_start(aloop, &sampler);
     if (cfg->admin_listen && *cfg->admin_listen) {
-        listen_fd = listen_on(cfg->admin_listen, err, errlen);
-        if (listen_fd < 0)
+        http = admin_http_start(aloop, cfg->admin_listen, handle_request, NULL, err, errlen);
+        if (!http)
             return false;
-        ev_io_init(&listen_io, accept_cb, listen_fd, EV_READ);
-        ev_io_start(aloop, &listen_io);
         log_info("admin HTTP endpoint on %s (/metrics, /health, /ready, /)", cfg->admin_listen);
     }
     if (pthread_create(&athread, NULL, admin_main, NULL) != 0) {
