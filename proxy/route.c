@@ -79,6 +79,7 @@ typedef struct px_rclient {
 } px_rclient;
 
 #define RT_RETRY_MAX 65536 /* larger Query messages are not kept for a re-run */
+#define RT_RETRY_KEEP 4096 /* a larger copy is freed when its transaction ends */
 
 static rt_db *route_dbs;
 static atomic_int route_waiting; /* clients waiting for a replica to catch up */
@@ -1396,6 +1397,13 @@ bool proxy_txn_finished(px_server *s)
         s->rt_retry = false;
         requeue(c, rt);
         return true;
+    }
+    retry_forget(rt);
+    if (rt->retry_cap > RT_RETRY_KEEP) {
+        /* an idle client keeps no large copy of its last statement */
+        free(rt->retry_msg);
+        rt->retry_msg = NULL;
+        rt->retry_cap = 0;
     }
     bool held = s->rt_hold_ready;
     rt->txn_wrote = false;
