@@ -21,6 +21,7 @@
 
 #define OID_TEXT 25
 #define OID_INT4 23
+#define OID_INT8 20
 #define OID_NUMERIC 1700
 
 /* ------------------------------------------------------------------------------------------ */
@@ -274,7 +275,7 @@ static void row_desc(pktbuf *b, const col *cols, int n)
         pkt_put_int32(b, 0);
         pkt_put_int16(b, 0);
         pkt_put_int32(b, cols[i].oid);
-        pkt_put_int16(b, cols[i].oid == OID_INT4 ? 4 : 0xffff);
+        pkt_put_int16(b, cols[i].oid == OID_INT4 ? 4 : cols[i].oid == OID_INT8 ? 8 : 0xffff);
         pkt_put_int32(b, 0xffffffffu);
         pkt_put_int16(b, 0);
     }
@@ -314,8 +315,8 @@ static void err(pktbuf *b, const char *sqlstate, const char *fmt, const char *ar
 
 /* rows of text cells: a small helper so each SHOW builds its cells with snprintf */
 typedef struct cells {
-    char v[24][160];
-    const char *p[24];
+    char v[32][160];
+    const char *p[32];
     int n;
 } cells;
 
@@ -327,7 +328,7 @@ static void cells_reset(cells *c)
 static void cell(cells *c, const char *fmt, ...) TUSK_PRINTF(2, 3);
 static void cell(cells *c, const char *fmt, ...)
 {
-    if (c->n >= 24)
+    if (c->n >= 32)
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -505,23 +506,30 @@ static void show_stats(pktbuf *b, int which)
     adm_snap_free(&s);
 }
 
+/* SHOW CLIENTS (type 'C'), SERVERS ('S'), SOCKETS (0: both, with buffer columns) and
+ * ACTIVE_SOCKETS ('A': those with bytes buffered either way) */
 static void show_conns(pktbuf *b, char type)
 {
     static const col cols[] = {
-        {"type", OID_TEXT},         {"user", OID_TEXT},       {"database", OID_TEXT},
-        {"state", OID_TEXT},        {"addr", OID_TEXT},       {"port", OID_INT4},
-        {"local_addr", OID_TEXT},   {"local_port", OID_INT4}, {"connect_time", OID_TEXT},
-        {"request_time", OID_TEXT}, {"wait", OID_INT4},       {"wait_us", OID_INT4},
-        {"close_needed", OID_INT4}, {"ptr", OID_TEXT},        {"link", OID_TEXT},
-        {"remote_pid", OID_INT4},   {"tls", OID_TEXT},        {"application_name", OID_TEXT}};
+        {"type", OID_TEXT},         {"user", OID_TEXT},        {"database", OID_TEXT},
+        {"state", OID_TEXT},        {"addr", OID_TEXT},        {"port", OID_INT4},
+        {"local_addr", OID_TEXT},   {"local_port", OID_INT4},  {"connect_time", OID_TEXT},
+        {"request_time", OID_TEXT}, {"wait", OID_INT4},        {"wait_us", OID_INT4},
+        {"close_needed", OID_INT4}, {"ptr", OID_TEXT},         {"link", OID_TEXT},
+        {"remote_pid", OID_INT4},   {"tls", OID_TEXT},         {"application_name", OID_TEXT},
+        {"recv_pos", OID_INT4},     {"pkt_pos", OID_INT4},     {"pkt_remain", OID_INT4},
+        {"send_pos", OID_INT4},     {"send_remain", OID_INT4}, {"pkt_avail", OID_INT4},
+        {"send_avail", OID_INT4}};
+    bool sockets = type == 0 || type == 'A';
     adm_snap s;
     adm_collect(&s, true, 2.0);
-    row_desc(b, cols, 18);
+    row_desc(b, cols, sockets ? 25 : 18);
     cells c;
     cells_reset(&c);
     for (int i = 0; i < s.n_conns; i++) {
         adm_conn_row *r = &s.conns[i];
-        if (r->type != type)
+        if (sockets ? type == 'A' && !r->rlen && r->wlen == r->wpos && !r->pass_left
+                    : r->type != type)
             continue;
         char t1[64], t2[64];
         fmt_time(r->connect_time, t1, sizeof(t1));
@@ -538,7 +546,7 @@ static void show_conns(pktbuf *b, char type)
         cell(&c, "%s", t2);
         cell(&c, "%d", (int)r->wait);
         cell(&c, "%d", (int)((r->wait - (int)r->wait) * 1e6));
-        cell(&c, "0");
+        cell(&c, "%d", r->close_needed ? 1 : 0);
         cell(&c, "0x%llx", (unsigned long long)r->ptr);
         if (r->link)
             cell(&c, "0x%llx", (unsigned long long)r->link);
@@ -547,10 +555,104 @@ static void show_conns(pktbuf *b, char type)
         cell(&c, "%d", r->remote_pid);
         cell(&c, "%s", r->tls ? "TLS" : "");
         cell(&c, "%s", r->app);
+        if (sockets) {
+            /* input: rlen bytes buffered (a partial message); output: [wpos, wlen) */
+            cell(&c, "%u", r->rlen);
+            cell(&c, "0");
+            cell(&c, "%u", r->pass_left);
+            cell(&c, "%u", r->wpos);
+            cell(&c, "%u", r->wlen - r->wpos);
+            cell(&c, "%u", r->rcap - r->rlen);
+            cell(&c, "%u", r->wcap - r->wlen);
+        }
         cells_emit(b, &c);
     }
     complete(b, "SHOW");
     adm_snap_free(&s);
+}
+
+/* SHOW TOTALS: SHOW STATS summed over the databases, one figure a row */
+static void show_totals(pktbuf *b)
+{
+    static const col cols[] = {{"name", OID_TEXT}, {"value", OID_NUMERIC}};
+    adm_snap s;
+    adm_collect(&s, false, 2.0);
+    adm_pool_row *rows;
+    int n = db_totals(&s, &rows);
+    px_stats t = {0}, a = {0};
+    for (int i = 0; i < n; i++) {
+        const px_stats *x = &rows[i].st;
+        px_stats y = {0};
+        adm_db_averages(rows[i].db, &y);
+        t.xact_count += x->xact_count;
+        t.query_count += x->query_count;
+        t.bytes_received += x->bytes_received;
+        t.bytes_sent += x->bytes_sent;
+        t.xact_time_us += x->xact_time_us;
+        t.query_time_us += x->query_time_us;
+        t.wait_time_us += x->wait_time_us;
+        a.xact_count += y.xact_count;
+        a.query_count += y.query_count;
+        a.bytes_received += y.bytes_received;
+        a.bytes_sent += y.bytes_sent;
+        /* per-transaction times: weighted by each database's rate */
+        a.xact_time_us += y.xact_time_us * y.xact_count;
+        a.query_time_us += y.query_time_us * y.query_count;
+        a.wait_time_us += y.wait_time_us * y.xact_count;
+    }
+    a.xact_time_us = a.xact_count ? a.xact_time_us / a.xact_count : 0;
+    a.query_time_us = a.query_count ? a.query_time_us / a.query_count : 0;
+    a.wait_time_us = a.xact_count ? a.wait_time_us / a.xact_count : 0;
+    const struct {
+        const char *name;
+        uint64_t v;
+    } items[] = {{"total_xact_count", t.xact_count},       {"total_query_count", t.query_count},
+                 {"total_client_bytes", t.bytes_received}, {"total_server_bytes", t.bytes_sent},
+                 {"total_xact_time", t.xact_time_us},      {"total_query_time", t.query_time_us},
+                 {"total_wait_time", t.wait_time_us},      {"avg_xact_count", a.xact_count},
+                 {"avg_query_count", a.query_count},       {"avg_client_bytes", a.bytes_received},
+                 {"avg_server_bytes", a.bytes_sent},       {"avg_xact_time", a.xact_time_us},
+                 {"avg_query_time", a.query_time_us},      {"avg_wait_time", a.wait_time_us}};
+    row_desc(b, cols, 2);
+    cells c;
+    cells_reset(&c);
+    for (size_t i = 0; i < sizeof(items) / sizeof(items[0]); i++) {
+        cell(&c, "%s", items[i].name);
+        cell(&c, "%llu", (unsigned long long)items[i].v);
+        cells_emit(b, &c);
+    }
+    complete(b, "SHOW");
+    free(rows);
+    adm_snap_free(&s);
+}
+
+/* SHOW DNS_HOSTS / DNS_ZONES: tusk keeps no DNS cache (it resolves each host when it connects,
+ * with getaddrinfo), so the sets are empty; the columns are pgbouncer's */
+static void show_dns(pktbuf *b, bool zones)
+{
+    static const col hosts[] = {{"hostname", OID_TEXT}, {"ttl", OID_INT8}, {"addrs", OID_TEXT}};
+    static const col zcols[] = {{"zonename", OID_TEXT}, {"serial", OID_INT8}, {"count", OID_INT4}};
+    row_desc(b, zones ? zcols : hosts, 3);
+    complete(b, "SHOW");
+}
+
+/* servers of db ("" = all) that RECONNECT / RELOAD marked to close (WAIT_CLOSE) */
+int adm_servers_closing(const char *db)
+{
+    adm_snap s;
+    adm_collect(&s, true, 2.0);
+    int n = 0;
+    for (int i = 0; i < s.n_conns; i++)
+        n += s.conns[i].type == 'S' && s.conns[i].close_needed &&
+             (!*db || strcmp(s.conns[i].db, db) == 0);
+    adm_snap_free(&s);
+    return n;
+}
+
+void adm_console_finish_wait(pktbuf *out)
+{
+    complete(out, "WAIT_CLOSE");
+    pkt_ready(out, 'I');
 }
 
 static px_config *cfg_get(void)
@@ -880,12 +982,13 @@ static void show_help(pktbuf *b)
     pkt_put_str(b, "Console usage");
     pkt_put_byte(b, 'D');
     pkt_put_str(b, "\n\tSHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION\n"
-                   "\tSHOW LISTS|MEM\n"
-                   "\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES\n"
+                   "\tSHOW SOCKETS|ACTIVE_SOCKETS|LISTS|MEM\n"
+                   "\tSHOW DNS_HOSTS|DNS_ZONES\n"
+                   "\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS\n"
                    "\tSHOW REPLICAS|ROUTING\n"
                    "\tSET key = arg\n\tRELOAD\n\tPAUSE [<db>]\n\tRESUME [<db>]\n"
                    "\tDISABLE <db>\n\tENABLE <db>\n\tRECONNECT [<db>]\n\tKILL <db>\n"
-                   "\tBAN <db> <node>\n\tUNBAN <db> <node>\n\tSHUTDOWN");
+                   "\tBAN <db> <node>\n\tUNBAN <db> <node>\n\tSHUTDOWN\n\tWAIT_CLOSE [<db>]");
     pkt_put_byte(b, 0);
     pkt_end(b);
     complete(b, "SHOW");
@@ -1108,6 +1211,10 @@ static const char *word(const char *s, char *w, size_t cap)
     return s;
 }
 
+/* WAIT_CLOSE with servers still to close: the database it waits for (admin thread only) */
+static bool wait_close_pending;
+static char wait_close_db[256];
+
 /* one statement (no ';') */
 static void exec_one(const char *stmt, int level, pktbuf *b)
 {
@@ -1153,13 +1260,33 @@ static void exec_one(const char *stmt, int level, pktbuf *b)
             show_routing(b);
         else if (strcmp(w2, "HELP") == 0)
             show_help(b);
+        else if (strcmp(w2, "TOTALS") == 0)
+            show_totals(b);
+        else if (strcmp(w2, "SOCKETS") == 0)
+            show_conns(b, 0);
+        else if (strcmp(w2, "ACTIVE_SOCKETS") == 0)
+            show_conns(b, 'A');
+        else if (strcmp(w2, "DNS_HOSTS") == 0)
+            show_dns(b, false);
+        else if (strcmp(w2, "DNS_ZONES") == 0)
+            show_dns(b, true);
+        else if (strcmp(w2, "FDS") == 0)
+            err(b, "0A000", "SHOW FDS is not supported: tusk has no online restart (%s)",
+                "it hands no sockets to a new process; restart with SIGINT, which waits for "
+                "transactions");
         else
             err(b, "08P01", "invalid command '%s', use SHOW HELP;", stmt);
         return;
     }
+    if (strcmp(w1, "SUSPEND") == 0) {
+        err(b, "0A000", "SUSPEND is not supported: tusk has no online restart (%s)",
+            "it hands no sockets to a new process; restart with SIGINT, which waits for "
+            "transactions");
+        return;
+    }
     static const char *const cmds[] = {"PAUSE", "RESUME",  "RELOAD", "RECONNECT",
                                        "KILL",  "DISABLE", "ENABLE", "SHUTDOWN",
-                                       "SET",   "BAN",     "UNBAN"};
+                                       "SET",   "BAN",     "UNBAN",  "WAIT_CLOSE"};
     bool known = false;
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         known = known || strcmp(cmds[i], w1) == 0;
@@ -1191,7 +1318,7 @@ static void exec_one(const char *stmt, int level, pktbuf *b)
     bool needs_db =
         strcmp(w1, "KILL") == 0 || strcmp(w1, "DISABLE") == 0 || strcmp(w1, "ENABLE") == 0;
     bool takes_db = needs_db || strcmp(w1, "PAUSE") == 0 || strcmp(w1, "RESUME") == 0 ||
-                    strcmp(w1, "RECONNECT") == 0;
+                    strcmp(w1, "RECONNECT") == 0 || strcmp(w1, "WAIT_CLOSE") == 0;
     bool is_ban = strcmp(w1, "BAN") == 0 || strcmp(w1, "UNBAN") == 0;
     if ((needs_db && !*db) || (!takes_db && !is_ban && *db) || (takes_db && *r2) ||
         (is_ban && (!*db || !*node || *r3))) {
@@ -1204,6 +1331,15 @@ static void exec_one(const char *stmt, int level, pktbuf *b)
     }
     if (*db && !db_known(db)) {
         err(b, "3D000", "no such database: %s", db);
+        return;
+    }
+    if (strcmp(w1, "WAIT_CLOSE") == 0) {
+        if (adm_servers_closing(db) == 0) {
+            complete(b, w1);
+        } else {
+            wait_close_pending = true; /* adm_console_exec stops here; admin_http.c polls */
+            snprintf(wait_close_db, sizeof(wait_close_db), "%s", db);
+        }
         return;
     }
     if (strcmp(w1, "RELOAD") == 0) {
@@ -1242,8 +1378,9 @@ static void exec_one(const char *stmt, int level, pktbuf *b)
 }
 
 /* run one console command (admin thread) */
-void adm_console_exec(const char *sql, int level, pktbuf *out)
+bool adm_console_exec(const char *sql, int level, pktbuf *out, char *wait_db, size_t cap)
 {
+    wait_close_pending = false;
     /* statements separated by ';' (no quoting in console commands except SET values) */
     const char *p = sql;
     bool any = false;
@@ -1273,8 +1410,21 @@ void adm_console_exec(const char *sql, int level, pktbuf *out)
         }
         free(stmt);
         p = *e ? e + 1 : e;
+        if (wait_close_pending) {
+            const char *more = p;
+            while (isspace((unsigned char)*more) || *more == ';')
+                more++;
+            if (!*more) {
+                snprintf(wait_db, cap, "%s", wait_close_db);
+                return false; /* the answer is finished by adm_console_finish_wait */
+            }
+            wait_close_pending = false;
+            err(out, "0A000", "WAIT_CLOSE must be the last command of a query%s", "");
+            break;
+        }
     }
     if (!any)
         pkt_simple(out, 'I');
     pkt_ready(out, 'I');
+    return true;
 }

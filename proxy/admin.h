@@ -38,6 +38,10 @@ typedef struct adm_conn_row {
     bool tls, admin;
     double connect_time, request_time, wait; /* epoch seconds; wait in seconds */
     uint64_t ptr, link;
+    bool close_needed; /* server: RECONNECT / RELOAD marked it to close when released */
+    /* SHOW SOCKETS: input buffered [0, rlen) of rcap, output [wpos, wlen) of wcap, bytes of a
+     * large message still streaming through */
+    uint32_t rlen, rcap, wpos, wlen, wcap, pass_left;
 } adm_conn_row;
 
 /* what the workers report */
@@ -97,8 +101,12 @@ void px_admin_welcome(px_client *c);
 /* process the admin client's messages; returns the bytes consumed */
 size_t px_admin_pass(px_client *c, const uint8_t *data, size_t len);
 /* run one console command (admin thread); the answer (RowDescription/DataRow/CommandComplete
- * or ErrorResponse, then ReadyForQuery) goes into out */
-void adm_console_exec(const char *sql, int level, pktbuf *out);
+ * or ErrorResponse, then ReadyForQuery) goes into out. False when it ends in a WAIT_CLOSE
+ * that has to wait: wait_db names the database ("" all) until adm_servers_closing(wait_db)
+ * is 0, then adm_console_finish_wait(out) ends the answer */
+bool adm_console_exec(const char *sql, int level, pktbuf *out, char *wait_db, size_t cap);
+int adm_servers_closing(const char *db);
+void adm_console_finish_wait(pktbuf *out);
 /* PAUSE / DISABLE state of a database (any thread) */
 bool px_admin_paused(const char *db);
 bool px_admin_disabled(const char *db);

@@ -26,6 +26,7 @@ typedef struct console_job {
     int level;
     char *sql;
     pktbuf out;
+    char wait_db[256]; /* WAIT_CLOSE: the database whose servers it waits for ("" all) */
 } console_job;
 
 typedef struct db_avg {
@@ -98,9 +99,48 @@ void px_admin_submit(px_worker *w, px_client *c, const char *sql)
     ev_async_send(aloop, &console_wake);
 }
 
+/* the answer goes back to the client's worker */
+static void console_done(console_job *j)
+{
+    px_wmsg *m = calloc(1, sizeof(*m));
+    if (m) {
+        m->kind = WMSG_CALL;
+        m->fn = console_reply;
+        m->arg = j;
+        px_worker_post(j->w, m);
+    } else {
+        pktbuf_free(&j->out);
+        free(j->sql);
+        free(j);
+    }
+}
+
+/* WAIT_CLOSE answers once the servers it waits for are gone: checked every 100 ms, so the
+ * admin thread (HTTP, sampler, other consoles) never blocks on it */
+static console_job *waiting;
+static ev_timer wait_timer;
+
+static void wait_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    console_job **pp = &waiting;
+    while (*pp) {
+        console_job *j = *pp;
+        if (adm_servers_closing(j->wait_db) > 0) {
+            pp = &j->next;
+            continue;
+        }
+        *pp = j->next;
+        j->next = NULL;
+        adm_console_finish_wait(&j->out);
+        console_done(j);
+    }
+    if (!waiting)
+        ev_timer_stop(loop, t);
+}
+
 static void console_cb(struct ev_loop *loop, ev_async *a, int revents)
 {
-    (void)loop;
     (void)a;
     (void)revents;
     pthread_mutex_lock(&jobs_lock);
@@ -110,17 +150,13 @@ static void console_cb(struct ev_loop *loop, ev_async *a, int revents)
     while (j) {
         console_job *next = j->next;
         pktbuf_init(&j->out, NULL, 0);
-        adm_console_exec(j->sql, j->level, &j->out);
-        px_wmsg *m = calloc(1, sizeof(*m));
-        if (m) {
-            m->kind = WMSG_CALL;
-            m->fn = console_reply;
-            m->arg = j;
-            px_worker_post(j->w, m);
+        if (adm_console_exec(j->sql, j->level, &j->out, j->wait_db, sizeof(j->wait_db))) {
+            console_done(j);
         } else {
-            pktbuf_free(&j->out);
-            free(j->sql);
-            free(j);
+            j->next = waiting;
+            waiting = j;
+            if (!ev_is_active(&wait_timer))
+                ev_timer_again(loop, &wait_timer);
         }
         j = next;
     }
@@ -353,11 +389,17 @@ void px_admin_stop(void)
     console_job *j = jobs;
     jobs = NULL;
     pthread_mutex_unlock(&jobs_lock);
-    while (j) {
-        console_job *next = j->next;
-        free(j->sql);
-        free(j);
-        j = next;
+    for (int list = 0; list < 2; list++) {
+        while (j) {
+            console_job *next = j->next;
+            if (list)
+                pktbuf_free(&j->out);
+            free(j->sql);
+            free(j);
+            j = next;
+        }
+        j = waiting; /* WAIT_CLOSE answers still due */
+        waiting = NULL;
     }
 }
 
@@ -373,6 +415,8 @@ bool px_admin_start(px_config *cfg, char *err, size_t errlen)
     ev_async_start(aloop, &console_wake);
     ev_async_init(&stop_wake, stop_cb);
     ev_async_start(aloop, &stop_wake);
+    ev_init(&wait_timer, wait_cb);
+    wait_timer.repeat = 0.1;
     ev_timer_init(&sampler, sampler_cb, 1.0, 1.0);
     ev_timer_start(aloop, &sampler);
     if (cfg->admin_listen && *cfg->admin_listen) {

@@ -151,6 +151,16 @@ static const char *server_state(const px_server *s)
     }
 }
 
+static void conn_buffers(adm_conn_row *r, const px_conn *io)
+{
+    r->rlen = io->rlen;
+    r->rcap = io->rcap;
+    r->wpos = io->wpos;
+    r->wlen = io->wlen;
+    r->wcap = io->wcap;
+    r->pass_left = io->pass_left;
+}
+
 static void add_client_row(adm_snap *s, px_client *c, double now)
 {
     if (c->io.closed || c->state == CL_LOGIN)
@@ -172,6 +182,7 @@ static void add_client_row(adm_snap *s, px_client *c, double now)
     r->ptr = (uint64_t)(uintptr_t)c;
     r->link = (uint64_t)(uintptr_t)c->server;
     r->tls = c->io.ssl != NULL;
+    conn_buffers(r, &c->io);
     r->admin = c->admin != 0;
     r->prepared = c->stmts ? (int)c->stmts->count : 0;
     r->node = c->server ? c->server->node_idx : 0;
@@ -202,6 +213,8 @@ static void add_server_row(adm_snap *s, px_server *sv)
     r->link = (uint64_t)(uintptr_t)sv->client;
     r->remote_pid = (int)sv->backend_pid;
     r->tls = sv->io.ssl != NULL;
+    r->close_needed = sv->dirty;
+    conn_buffers(r, &sv->io);
     r->node = sv->node_idx;
     r->prepared = (int)sv->stmts.count;
 }

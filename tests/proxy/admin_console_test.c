@@ -113,6 +113,19 @@ static void test_columns(void **state)
         {"SHOW USERS", "name/25,pool_mode/25"},
         {"SHOW CONFIG", "key/25,value/25,default/25,changeable/25"},
         {"SHOW LISTS", "list/25,items/23"},
+        {"SHOW TOTALS", "name/25,value/1700"},
+        {"SHOW DNS_HOSTS", "hostname/25,ttl/20,addrs/25"},
+        {"SHOW DNS_ZONES", "zonename/25,serial/20,count/23"},
+        {"SHOW SOCKETS",
+         "type/25,user/25,database/25,state/25,addr/25,port/23,local_addr/25,local_port/23,"
+         "connect_time/25,request_time/25,wait/23,wait_us/23,close_needed/23,ptr/25,link/25,"
+         "remote_pid/23,tls/25,application_name/25,recv_pos/23,pkt_pos/23,pkt_remain/23,"
+         "send_pos/23,send_remain/23,pkt_avail/23,send_avail/23"},
+        {"SHOW ACTIVE_SOCKETS",
+         "type/25,user/25,database/25,state/25,addr/25,port/23,local_addr/25,local_port/23,"
+         "connect_time/25,request_time/25,wait/23,wait_us/23,close_needed/23,ptr/25,link/25,"
+         "remote_pid/23,tls/25,application_name/25,recv_pos/23,pkt_pos/23,pkt_remain/23,"
+         "send_pos/23,send_remain/23,pkt_avail/23,send_avail/23"},
         {"SHOW MEM", "name/25,size/23,used/23,free/23,memtotal/23"},
         {"SHOW VERSION", "version/25"},
         {"SHOW REPLICAS", "database/25,node/23,host/25,port/23,role/25,state/25,replay_lsn/25,"
@@ -637,6 +650,66 @@ static void test_top(void **state)
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 1);
 }
 
+/* RECONNECT marks a busy server (close_needed = 1); WAIT_CLOSE answers only once it is gone,
+ * without holding up the rest of the console; SHOW TOTALS sums SHOW STATS */
+static void test_wait_close(void **state)
+{
+    (void)state;
+    PGconn *a = admin("tusk", "tusk");
+    PGconn *w = admin("tusk", "tusk");
+    PGconn *x = pxt_connect(&px, "tusk", "tusk", "tusk");
+    pxt_exec(x, "BEGIN");
+    pxt_exec(x, "SELECT 1");
+    pxt_exec(a, "RECONNECT tusk");
+    PGresult *r = PQexec(a, "SHOW SERVERS");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    int marked = 0, col = PQfnumber(r, "close_needed");
+    for (int i = 0; i < PQntuples(r); i++)
+        marked += atoi(PQgetvalue(r, i, col));
+    PQclear(r);
+    assert_int_equal(marked, 1); /* the one in a transaction; idle ones closed at once */
+    assert_true(PQsendQuery(w, "WAIT_CLOSE tusk"));
+    double t0 = svc_now_ms();
+    while (svc_now_ms() - t0 < 400) {
+        assert_true(PQconsumeInput(w));
+        assert_true(PQisBusy(w));      /* still waiting */
+        r = PQexec(a, "SHOW VERSION"); /* the console goes on meanwhile */
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        PQclear(r);
+        usleep(50 * 1000);
+    }
+    pxt_exec(x, "COMMIT"); /* the server is released, so closed */
+    r = PQgetResult(w);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    assert_string_equal(PQcmdStatus(r), "WAIT_CLOSE");
+    PQclear(r);
+    assert_null(PQgetResult(w));
+    assert_true(svc_now_ms() - t0 < 3000);
+    r = PQexec(w, "WAIT_CLOSE"); /* nothing to wait for */
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    r = PQexec(w, "SUSPEND");
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "0A000");
+    PQclear(r);
+    /* SHOW TOTALS: the sum of SHOW STATS_TOTALS over databases */
+    long long sum = 0, totals = -1;
+    r = PQexec(a, "SHOW STATS_TOTALS");
+    for (int i = 0; i < PQntuples(r); i++)
+        sum += atoll(PQgetvalue(r, i, PQfnumber(r, "query_count")));
+    PQclear(r);
+    r = PQexec(a, "SHOW TOTALS");
+    for (int i = 0; i < PQntuples(r); i++)
+        if (strcmp(PQgetvalue(r, i, 0), "total_query_count") == 0)
+            totals = atoll(PQgetvalue(r, i, 1));
+    assert_int_equal(PQntuples(r), 14);
+    PQclear(r);
+    assert_true(totals >= sum && totals <= sum + 2); /* the console's own may land between */
+    PQfinish(x);
+    PQfinish(w);
+    PQfinish(a);
+}
+
 int main(void)
 {
     if (!getenv("TUSK_PG_PRIMARY_PORT")) {
@@ -647,6 +720,7 @@ int main(void)
         cmocka_unit_test(test_columns),      cmocka_unit_test(test_counters_follow),
         cmocka_unit_test(test_bad_commands), cmocka_unit_test(test_http),
         cmocka_unit_test(test_top),          cmocka_unit_test(test_admin_commands),
+        cmocka_unit_test(test_wait_close),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
