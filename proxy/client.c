@@ -1232,6 +1232,8 @@ static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
                 s->pipe_sent = c->query_start;
             }
             ok = px_server_expect(s, EXP_QUERY, fl, NULL);
+            if (ok && c->rt)
+                s->q[(s->qhead + s->qlen - 1) % s->qcap].text_hash = proxy_route_text_hash(c);
             if (type == 'Q' && tracking && whole && drops_prepared(p + 5, total - 5)) {
                 px_sstmts_free(&s->stmts, &w->stmts);
                 px_cstmts_free(c->stmts, &w->stmts); /* the client's names are free again */
@@ -1248,6 +1250,8 @@ static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
                 c->xact_start = px_now(w);
             c->query_start = px_now(w);
             ok = px_server_expect(s, EXP_EXECUTE, 0, NULL);
+            if (ok && c->rt)
+                s->q[(s->qhead + s->qlen - 1) % s->qcap].text_hash = proxy_route_text_hash(c);
             px_fwd_bytes(&f, p, take);
             break;
         case 'H':

@@ -542,6 +542,9 @@ enum { INTQ_RESET = 1, INTQ_CHECK, INTQ_SETVARS, INTQ_AUTH, INTQ_LSN };
 typedef struct px_exp {
     uint8_t kind, flags, purpose, pad;
     px_stmt *stmt; /* PARSE / CLOSE entries that change the server's statement set */
+    /* QUERY / EXECUTE of a routed client: the hash of its statement's text, so that a 25006
+     * names the statement that failed even when the client has sent more since (route.c) */
+    uint64_t text_hash;
 } px_exp;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -967,6 +970,8 @@ void proxy_route_client_free(px_client *c);
  * reached the client: true when the Query was put back into the client's input for the
  * primary (the client is then not told about the loss) */
 bool proxy_route_requeue(px_server *s);
+/* the text hash of the statement the client's last Query or Bind named (px_exp.text_hash) */
+uint64_t proxy_route_text_hash(const px_client *c);
 /* a client message went to its server as the client sent it (take of total bytes), or one
  * was answered by the proxy instead: what a re-run on the primary would send (route.c) */
 void proxy_route_sent(px_client *c, const uint8_t *msg, size_t take, size_t total);

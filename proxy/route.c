@@ -1383,6 +1383,11 @@ bool proxy_route_requeue(px_server *s)
     return !c->io.closed;
 }
 
+uint64_t proxy_route_text_hash(const px_client *c)
+{
+    return c->rt ? c->rt->cls_hash : 0;
+}
+
 bool proxy_txn_finished(px_server *s)
 {
     px_client *c = s->client;
@@ -1495,8 +1500,12 @@ bool proxy_route_server_error(px_server *s, const uint8_t *body, size_t len)
     int primary = topo ? router_topology_primary(topo) : 0;
     if (s->node_idx == (primary < 0 ? 0 : primary))
         return false;
-    /* a replica refused it: the next time it goes to the primary directly */
-    write_set_add(rt->db, rt->cls_hash);
+    /* a replica refused it: the next time it goes to the primary directly. The failing
+     * statement is the one at the head of the queue; the client may have sent others since,
+     * so rt->cls_hash may name another */
+    uint64_t failed = s->qlen ? s->q[s->qhead].text_hash : 0;
+    if (failed)
+        write_set_add(rt->db, failed);
     if (rt->retry_len == 0 || rt->retry_open || s->rt_sent || !owes_only_kept(s, rt) ||
         s->pool->mode == PM_SESSION || c->close_after_txn || s->io.w->shutting_down ||
         c->io.pass_left)

@@ -374,6 +374,7 @@ bool px_server_expect(px_server *s, uint8_t kind, uint8_t flags, px_stmt *stmt)
     e->flags = flags;
     e->purpose = 0;
     e->stmt = stmt;
+    e->text_hash = 0;
     if (stmt)
         stmt->refs++;
     s->qlen++;

@@ -33,6 +33,11 @@ static PGconn *connect_proxy(void)
     return c;
 }
 
+static bool is_replica(int port)
+{
+    return port == r1port || port == r2port;
+}
+
 /* PQexecParams without parameters; the result must have status want */
 static PGresult *params(PGconn *c, const char *sql, ExecStatusType want)
 {
@@ -271,6 +276,56 @@ static void test_no_server(void **state)
     PQfinish(c);
 }
 
+/* a 25006 in the first of two pipelined batches is remembered for the statement that failed,
+ * not for the one the client sent after it: the writer goes to the primary from then on, the
+ * read that followed it still goes to a replica */
+static void test_pipeline_25006(void **state)
+{
+    (void)state;
+    PGconn *c = connect_proxy();
+    params_ok(c, "CREATE TABLE IF NOT EXISTS rx_pipe_w (x int)");
+    params_ok(c, "CREATE OR REPLACE FUNCTION rx_pipe_write() RETURNS int LANGUAGE sql VOLATILE "
+                 "AS 'INSERT INTO rx_pipe_w VALUES (1) RETURNING inet_server_port()'");
+    usleep(300 * 1000); /* the function reaches the replicas */
+    static const char *writer = "SELECT rx_pipe_write() AS pipelined_writer";
+    static const char *reader = "SELECT inet_server_port() AS read_after_writer";
+    assert_true(PQenterPipelineMode(c));
+    assert_true(PQsendQueryParams(c, writer, 0, NULL, NULL, NULL, NULL, 0));
+    assert_true(PQpipelineSync(c));
+    assert_true(PQsendQueryParams(c, reader, 0, NULL, NULL, NULL, NULL, 0));
+    assert_true(PQpipelineSync(c));
+    PGresult *r = PQgetResult(c);
+    /* two batches were outstanding, so no silent re-run: the client sees the refusal */
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);
+    assert_string_equal(PQresultErrorField(r, PG_DIAG_SQLSTATE), "25006");
+    PQclear(r);
+    assert_null(PQgetResult(c));
+    r = PQgetResult(c);
+    assert_int_equal(PQresultStatus(r), PGRES_PIPELINE_SYNC);
+    PQclear(r);
+    r = PQgetResult(c);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_true(is_replica(atoi(PQgetvalue(r, 0, 0))));
+    PQclear(r);
+    assert_null(PQgetResult(c));
+    r = PQgetResult(c);
+    assert_int_equal(PQresultStatus(r), PGRES_PIPELINE_SYNC);
+    PQclear(r);
+    assert_true(PQexitPipelineMode(c));
+    PQfinish(c);
+    c = connect_proxy();
+    for (int i = 0; i < 5; i++) {
+        r = params(c, writer, PGRES_TUPLES_OK); /* remembered: the primary, no error */
+        assert_int_equal(atoi(PQgetvalue(r, 0, 0)), pport);
+        PQclear(r);
+        r = params(c, reader, PGRES_TUPLES_OK); /* not remembered as a write */
+        assert_true(is_replica(atoi(PQgetvalue(r, 0, 0))));
+        PQclear(r);
+        usleep(100 * 1000); /* past read-your-writes: the replicas replay the insert */
+    }
+    PQfinish(c);
+}
+
 int main(void)
 {
     svc_env("TUSK_PG_REPLICA2_PORT");
@@ -280,6 +335,7 @@ int main(void)
         cmocka_unit_test(test_route),
         cmocka_unit_test(test_errors_and_passthrough),
         cmocka_unit_test(test_pipeline),
+        cmocka_unit_test(test_pipeline_25006),
         cmocka_unit_test(test_no_server),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
