@@ -1239,6 +1239,8 @@ static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
                 px_cstmts_free(c->stmts, &w->stmts); /* the client's names are free again */
             }
             px_fwd_bytes(&f, p, take);
+            if (s->pipe_key && !c->pipelined && s->client == c)
+                px_pool_pipe_pull(s); /* a waiting read may queue behind this one */
             break;
         }
         case 'S':

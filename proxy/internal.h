@@ -869,6 +869,9 @@ bool px_pool_pipeline(px_pool *p, px_client *c, const uint8_t *msg, size_t len);
  * the query may not be pipelined), and a query of that key that ran for `seconds` */
 uint64_t px_pool_shape_key(px_pool *p, const uint8_t *msg, size_t len);
 void px_pool_shape_ran(px_worker *w, uint64_t key, double seconds);
+/* pipeline_reads: the read now running on s is of a fast shape; link the first waiting
+ * client behind it when its buffered message is a read that may be pipelined */
+void px_pool_pipe_pull(px_server *s);
 /* the server reached its EXPF_SWITCH entry: the current client is done, next takes over */
 void px_pool_pipe_switch(px_server *s);
 /* a client is gone or a server closes: unlink the pipelined next client */

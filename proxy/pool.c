@@ -11,6 +11,7 @@
  * wait while another worker holds more than its fair share makes that worker close (rather
  * than re-idle) a server at its next release, so connections follow the demand.
  */
+#include "proxy/admin.h"
 #include "proxy/internal.h"
 
 #include <stdio.h>
@@ -447,6 +448,12 @@ static bool shape_is_fast(const px_worker *w, uint64_t key)
     return t->key == key && t->runs >= PIPE_RUNS && t->worst < PIPE_FAST;
 }
 
+/* server_reset_query_always: every client gets a reset server, so none is handed over mid-way */
+static bool reset_always(const px_config *cfg)
+{
+    return cfg->server_reset_query_always && cfg->server_reset_query && *cfg->server_reset_query;
+}
+
 static bool vars_match(const px_server *s, const px_client *c)
 {
     for (int i = 0; i < VAR_COUNT; i++)
@@ -458,9 +465,10 @@ static bool vars_match(const px_server *s, const px_client *c)
 bool px_pool_pipeline(px_pool *p, px_client *c, const uint8_t *msg, size_t len)
 {
     px_worker *w = p->w;
-    if (!w->cfg->pipeline_reads || p->mode == PM_SESSION || c->rt || c->authq ||
-        c->txn_status != 'I' || len < 6 || msg[0] != 'Q' || p->n_waiting > 0 || p->n_idle > 0 ||
-        atomic_load(&p->shared->servers) < p->size || len < 5 || 1 + pkt_get_u32(msg + 1) != len)
+    if (!w->cfg->pipeline_reads || p->mode == PM_SESSION || reset_always(w->cfg) || c->rt ||
+        c->authq || c->txn_status != 'I' || len < 6 || msg[0] != 'Q' || p->n_waiting > 0 ||
+        p->n_idle > 0 || atomic_load(&p->shared->servers) < p->size || len < 5 ||
+        1 + pkt_get_u32(msg + 1) != len)
         return false;
     double now = px_now(w);
     px_server *best = NULL;
@@ -489,15 +497,50 @@ bool px_pool_pipeline(px_pool *p, px_client *c, const uint8_t *msg, size_t len)
     return true;
 }
 
+void px_pool_pipe_pull(px_server *s)
+{
+    px_pool *p = s->pool;
+    px_worker *w = p->w;
+    if (!w->cfg->pipeline_reads || p->mode == PM_SESSION || reset_always(w->cfg) || !s->pipe_key ||
+        s->next || !s->client || p->n_waiting == 0 || px_conn_backlogged(&s->io) ||
+        !shape_is_fast(w, s->pipe_key))
+        return;
+    /* the head of the queue only: waiting clients keep their order */
+    px_client *c = container_of(p->waiting_clients.next, px_client, node);
+    const uint8_t *m = c->io.rbuf;
+    if (c->rt || c->authq || c->txn_status != 'I' || c->io.pass_left || c->io.rlen < 6 ||
+        m[0] != 'Q' || 1 + (size_t)pkt_get_u32(m + 1) > c->io.rlen || !vars_match(s, c) ||
+        px_admin_paused(c->dbname))
+        return;
+    uint64_t key = px_pool_shape_key(p, m, 1 + (size_t)pkt_get_u32(m + 1));
+    if (!key)
+        return;
+    double now = px_now(w);
+    s->next = c;
+    c->server = s;
+    c->pipelined = true;
+    c->pipe_queued = false;
+    c->pipe_key = key;
+    px_pool *home = c->pool ? c->pool : p;
+    home->stats.wait_time_us += (uint64_t)((now - c->wait_start) * 1e6);
+    px_pool_client_set_state(c, CL_ACTIVE, home);
+    home->stats.server_assignments++;
+    p->stats.pipelined++;
+    px_conn_schedule(&c->io);
+}
+
 void px_pool_pipe_switch(px_server *s)
 {
     px_worker *w = s->io.w;
     px_client *a = s->client, *b = s->next;
     double now = px_now(w);
-    s->q[s->qhead].flags &= (uint8_t)~EXPF_SWITCH;
+    if (s->qlen)
+        s->q[s->qhead].flags &= (uint8_t)~EXPF_SWITCH;
     s->next = NULL;
     s->client = b;
-    s->pipe_key = b && b->pipe_msg_ok ? b->pipe_key : 0;
+    /* b's read may not be on the server yet (px_pool_pipe_pull links before it runs) */
+    bool queued = b && b->pipe_queued;
+    s->pipe_key = queued && b->pipe_msg_ok ? b->pipe_key : 0;
     s->pipe_sent = now;
     if (a) {
         px_stats *st = &s->pool->stats;
@@ -522,6 +565,8 @@ void px_pool_pipe_switch(px_server *s)
         }
         if (b->io.rlen)
             px_conn_schedule(&b->io); /* what it sent meanwhile */
+        if (queued)                   /* b's read runs now: a waiting one may queue behind it */
+            px_pool_pipe_pull(s);
     }
 }
 

@@ -1177,6 +1177,15 @@ static size_t data_pass(px_server *s, const uint8_t *data, size_t len)
                 px_fwd_init(&f, c ? &c->io : NULL);
                 continue;
             }
+            if (s->qlen == 0 && s->next && status == 'I') {
+                /* pipeline_reads: the next client was linked (px_pool_pipe_pull) but its read
+                 * has not gone out yet; the server is its own now */
+                px_fwd_finish(&f);
+                px_pool_pipe_switch(s);
+                c = s->io.closed ? NULL : s->client;
+                px_fwd_init(&f, c ? &c->io : NULL);
+                continue;
+            }
             if (s->qlen == 0) {
                 px_fwd_finish(&f);
                 at_boundary(s);
