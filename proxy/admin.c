@@ -431,14 +431,8 @@ static int db_totals(const adm_snap *s, adm_pool_row **out)
             continue;
         }
         px_stats *a = &rows[j].st;
-        a->xact_count += p->st.xact_count;
-        a->query_count += p->st.query_count;
+        adm_stats_add(a, &p->st);
         a->server_assignments += p->st.server_assignments;
-        a->bytes_received += p->st.bytes_received;
-        a->bytes_sent += p->st.bytes_sent;
-        a->xact_time_us += p->st.xact_time_us;
-        a->query_time_us += p->st.query_time_us;
-        a->wait_time_us += p->st.wait_time_us;
         a->errors += p->st.errors;
     }
     *out = rows;
@@ -584,13 +578,7 @@ static void show_totals(pktbuf *b)
         const px_stats *x = &rows[i].st;
         px_stats y = {0};
         adm_db_averages(rows[i].db, &y);
-        t.xact_count += x->xact_count;
-        t.query_count += x->query_count;
-        t.bytes_received += x->bytes_received;
-        t.bytes_sent += x->bytes_sent;
-        t.xact_time_us += x->xact_time_us;
-        t.query_time_us += x->query_time_us;
-        t.wait_time_us += x->wait_time_us;
+        adm_stats_add(&t, x);
         a.xact_count += y.xact_count;
         a.query_count += y.query_count;
         a.bytes_received += y.bytes_received;

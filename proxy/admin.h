@@ -59,6 +59,8 @@ typedef struct adm_snap {
  * snapshot then holds the workers that did). */
 bool adm_collect(adm_snap *out, bool with_conns, double timeout_s);
 void adm_snap_free(adm_snap *s);
+/* to += x for the SHOW STATS counters (transactions, queries, bytes, times) */
+void adm_stats_add(px_stats *to, const px_stats *x);
 /* sum the pools over workers and nodes by (db, user) (by_node: keep nodes apart) */
 void adm_snap_merge_pools(const adm_snap *s, bool by_node, adm_pool_row **out, int *n);
 

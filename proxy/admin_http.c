@@ -256,14 +256,7 @@ static void sample_totals(double now)
         for (int i = 0; i < s.n_pools; i++) {
             if (strcmp(s.pools[i].db, a->name) != 0)
                 continue;
-            const px_stats *p = &s.pools[i].st;
-            t.xact_count += p->xact_count;
-            t.query_count += p->query_count;
-            t.bytes_received += p->bytes_received;
-            t.bytes_sent += p->bytes_sent;
-            t.xact_time_us += p->xact_time_us;
-            t.query_time_us += p->query_time_us;
-            t.wait_time_us += p->wait_time_us;
+            adm_stats_add(&t, &s.pools[i].st);
         }
         a->ring[a->head] = t;
         a->at[a->head] = now;

@@ -151,6 +151,17 @@ static const char *server_state(const px_server *s)
     }
 }
 
+void adm_stats_add(px_stats *to, const px_stats *x)
+{
+    to->xact_count += x->xact_count;
+    to->query_count += x->query_count;
+    to->bytes_received += x->bytes_received;
+    to->bytes_sent += x->bytes_sent;
+    to->xact_time_us += x->xact_time_us;
+    to->query_time_us += x->query_time_us;
+    to->wait_time_us += x->wait_time_us;
+}
+
 static void conn_buffers(adm_conn_row *r, const px_conn *io)
 {
     r->rlen = io->rlen;
