@@ -1204,6 +1204,9 @@ static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
         }
         if (c->server && c->server->next && c->server->client == c)
             break; /* another client's read is queued behind ours: this waits for the switch */
+        if (c->server && c->server->rt_retry)
+            break; /* a replica refused the last statement (25006): it runs again on the
+                    * primary first, so nothing may join it on this server meanwhile */
         if (!c->server) {
             /* PAUSE: the message waits in the buffer until RESUME (admin.c) */
             if (px_admin_paused(c->dbname) || !get_server(c, p, whole ? total : avail))
