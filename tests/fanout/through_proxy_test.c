@@ -106,6 +106,29 @@ static int64_t routing_stat(const char *col)
     return v;
 }
 
+/* both replicas checked and taking reads (a fresh proxy learns roles and lag first) */
+static bool replicas_up(int ms)
+{
+    double deadline = svc_now_ms() + ms;
+    for (;;) {
+        PGconn *a = connect_proxy("pgbouncer");
+        PGresult *r = PQexec(a, "SHOW REPLICAS");
+        int up = 0, ri = PQfnumber(r, "role"), si = PQfnumber(r, "state"),
+            di = PQfnumber(r, "database");
+        for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++)
+            up += strcmp(PQgetvalue(r, i, di), env.dbname) == 0 &&
+                  strcmp(PQgetvalue(r, i, ri), "replica") == 0 &&
+                  strcmp(PQgetvalue(r, i, si), "up") == 0;
+        PQclear(r);
+        PQfinish(a);
+        if (up == 2)
+            return true;
+        if (svc_now_ms() > deadline)
+            return false;
+        usleep(50 * 1000);
+    }
+}
+
 static bool wait_feed(int64_t who, int64_t status, int ms)
 {
     double deadline = svc_now_ms() + ms;
@@ -192,6 +215,7 @@ static void test_post_reaches_follower(void **state)
     memcpy(env.dsn, saved, sizeof(saved));
 
     /* 1: both replicas behind; the follow exists only on the primary */
+    assert_true(replicas_up(10000)); /* else reads go to the primary as "unhealthy" */
     assert_true(replay_set("TUSK_PG_REPLICA1_PORT", true));
     assert_true(replay_set("TUSK_PG_REPLICA2_PORT", true));
     int64_t follower = th_account(&env, "follower", true, true);
@@ -226,7 +250,10 @@ static void test_post_reaches_follower(void **state)
     assert_int_equal(replica_follows("TUSK_PG_REPLICA2_PORT"), 0);
     /* fanout's floored reads could not use the paused replicas */
     int64_t floor1 = routing_stat("reads_primary_floor");
-    fprintf(stderr, "reads_primary_floor %lld -> %lld\n", (long long)floor0, (long long)floor1);
+    fprintf(
+        stderr, "reads_primary_floor %lld -> %lld (unhealthy %lld, replica %lld, writes %lld)\n",
+        (long long)floor0, (long long)floor1, (long long)routing_stat("reads_primary_unhealthy"),
+        (long long)routing_stat("reads_replica"), (long long)routing_stat("writes"));
     assert_true(floor1 > floor0);
 
     /* 2: replicas catch up; fanout's reads go to them again */
