@@ -462,6 +462,22 @@ static bool vars_match(const px_server *s, const px_client *c)
     return true;
 }
 
+/* c's read (of shape key) goes behind the one running on s; the server passes to c at it */
+static void pipe_link(px_pool *p, px_server *s, px_client *c, uint64_t key)
+{
+    s->next = c;
+    c->server = s;
+    c->pipelined = true;
+    c->pipe_queued = false;
+    c->pipe_key = key;
+    px_pool *home = c->pool ? c->pool : p;
+    if (c->state == CL_WAITING)
+        home->stats.wait_time_us += (uint64_t)((px_now(p->w) - c->wait_start) * 1e6);
+    px_pool_client_set_state(c, CL_ACTIVE, home);
+    home->stats.server_assignments++;
+    p->stats.pipelined++;
+}
+
 bool px_pool_pipeline(px_pool *p, px_client *c, const uint8_t *msg, size_t len)
 {
     px_worker *w = p->w;
@@ -485,15 +501,7 @@ bool px_pool_pipeline(px_pool *p, px_client *c, const uint8_t *msg, size_t len)
     uint64_t key;
     if (!best || !(key = px_pool_shape_key(p, msg, len)))
         return false;
-    best->next = c;
-    c->server = best;
-    c->pipelined = true;
-    c->pipe_queued = false;
-    c->pipe_key = key;
-    px_pool *home = c->pool ? c->pool : p;
-    px_pool_client_set_state(c, CL_ACTIVE, home);
-    home->stats.server_assignments++;
-    p->stats.pipelined++;
+    pipe_link(p, best, c, key);
     return true;
 }
 
@@ -515,17 +523,7 @@ void px_pool_pipe_pull(px_server *s)
     uint64_t key = px_pool_shape_key(p, m, 1 + (size_t)pkt_get_u32(m + 1));
     if (!key)
         return;
-    double now = px_now(w);
-    s->next = c;
-    c->server = s;
-    c->pipelined = true;
-    c->pipe_queued = false;
-    c->pipe_key = key;
-    px_pool *home = c->pool ? c->pool : p;
-    home->stats.wait_time_us += (uint64_t)((now - c->wait_start) * 1e6);
-    px_pool_client_set_state(c, CL_ACTIVE, home);
-    home->stats.server_assignments++;
-    p->stats.pipelined++;
+    pipe_link(p, s, c, key);
     px_conn_schedule(&c->io);
 }
 
