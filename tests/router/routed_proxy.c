@@ -1,14 +1,54 @@
 /* Routing test fixture: see routed_proxy.h. */
 #include "tests/router/routed_proxy.h"
 
+#include <libpq-fe.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
+
+static long long scalar(int port, const char *sql)
+{
+    char ci[128];
+    snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=tusk user=tusk password=tusk", port);
+    PGconn *c = PQconnectdb(ci);
+    long long v = -1;
+    if (PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQexec(c, sql);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+            v = atoll(PQgetvalue(r, 0, 0));
+        PQclear(r);
+    }
+    PQfinish(c);
+    return v;
+}
+
+/* Tests before this one stop replicas, pause replay and load the primary: start from both
+ * replicas up, replaying, and caught up with the primary, or routing would (rightly) go
+ * elsewhere. Up to 30 s. */
+static bool cluster_settled(const routed_proxy *rp)
+{
+    static const char lsn[] = "SELECT pg_current_wal_lsn() - '0/0'";
+    static const char replayed[] =
+        "SELECT CASE WHEN pg_is_wal_replay_paused() THEN -1 ELSE pg_last_wal_replay_lsn() - '0/0' "
+        "END";
+    double deadline = svc_now_ms() + 30000;
+    long long want = scalar(rp->pport, lsn);
+    while (want >= 0 && svc_now_ms() < deadline) {
+        if (scalar(rp->r1port, replayed) >= want && scalar(rp->r2port, replayed) >= want)
+            return true;
+        usleep(50 * 1000);
+    }
+    fprintf(stderr, "routed_proxy: the replicas did not catch up with the primary in 30 s\n");
+    return false;
+}
 
 bool routed_proxy_start(routed_proxy *rp, const char *extra_keys)
 {
     rp->pport = svc_env_int("TUSK_PG_PRIMARY_PORT");
     rp->r1port = svc_env_int("TUSK_PG_REPLICA1_PORT");
     rp->r2port = svc_env_int("TUSK_PG_REPLICA2_PORT");
+    if (!cluster_settled(rp))
+        return false;
     int port = svc_free_port();
     char ini[2048];
     snprintf(ini, sizeof(ini),
