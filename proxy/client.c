@@ -1229,7 +1229,8 @@ static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
                 c->pipe_queued = true;
                 c->pipe_msg_ok = true; /* px_pool_pipeline checked it */
             } else if (w->cfg->pipeline_reads && !c->pipelined) {
-                s->pipe_key = type == 'Q' && !c->rt && c->txn_status == 'I' && s->qlen == 0 && whole
+                s->pipe_key = type == 'Q' && c->txn_status == 'I' && s->qlen == 0 && whole &&
+                                      proxy_route_pipe_ok(c, s)
                                   ? px_pool_shape_key(s->pool, p, total)
                                   : 0;
                 s->pipe_sent = c->query_start;

@@ -30,7 +30,8 @@ enum {
     T_SSLMODE,
     T_LIST,
     T_LOGLEVEL,
-    T_PRIMARYREADS
+    T_PRIMARYREADS,
+    T_PIPELINE
 };
 
 typedef struct keydef {
@@ -65,7 +66,7 @@ static const keydef keys[] = {
     K("logfile", T_STR, logfile, "", 0, 0),
     K("pidfile", T_STR, pidfile, "", 0, 0),
     K("log_connections", T_BOOL, log_connections, "1", 0, 0),
-    K("pipeline_reads", T_BOOL, pipeline_reads, "0", 0, 0),
+    K("pipeline_reads", T_PIPELINE, pipeline_reads, "on", 0, 0),
     K("tcp_defer_accept", T_BOOL, tcp_defer_accept, "1", 0, 0),
     K("log_disconnections", T_BOOL, log_disconnections, "1", 0, 0),
     K("log_pooler_errors", T_BOOL, log_pooler_errors, "1", 0, 0),
@@ -428,6 +429,15 @@ static int set_key(px_config *cfg, const keydef *k, const char *value, char *err
         *(double *)field = t;
         return 0;
     }
+    case T_PIPELINE: {
+        int m = px_parse_pipeline_reads(value);
+        if (m < 0) {
+            snprintf(err, errlen, "%s: expected off, queued or on, got \"%.64s\"", k->name, value);
+            return -1;
+        }
+        *(int *)field = m;
+        return 0;
+    }
     case T_PRIMARYREADS: {
         int m = px_parse_primary_reads(value);
         if (m < 0) {
@@ -756,6 +766,18 @@ int px_parse_primary_reads(const char *s)
     return -1;
 }
 
+/* pipeline_reads = off|queued|on; -1 if none of them */
+int px_parse_pipeline_reads(const char *s)
+{
+    if (strcasecmp(s, "off") == 0 || strcasecmp(s, "false") == 0 || strcmp(s, "0") == 0)
+        return PX_PIPE_OFF;
+    if (strcasecmp(s, "queued") == 0)
+        return PX_PIPE_QUEUED;
+    if (strcasecmp(s, "on") == 0 || strcasecmp(s, "true") == 0 || strcmp(s, "1") == 0)
+        return PX_PIPE_ON;
+    return -1;
+}
+
 static int parse_pool_mode(const char *s)
 {
     if (strcasecmp(s, "session") == 0)
@@ -992,6 +1014,11 @@ void px_config_key_value(const px_config *cfg, int i, char *buf, size_t cap)
     case T_AUTHTYPE:
         snprintf(buf, cap, "%s", px_auth_type_name(*(const int *)field));
         return;
+    case T_PIPELINE: {
+        static const char *const names[] = {"off", "queued", "on"};
+        snprintf(buf, cap, "%s", names[*(const int *)field]);
+        return;
+    }
     default:
         snprintf(buf, cap, "%d", *(const int *)field);
         return;

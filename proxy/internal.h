@@ -215,7 +215,7 @@ typedef struct px_config {
     /* logging / process */
     char *logfile, *pidfile;
     bool log_connections, log_disconnections, log_pooler_errors;
-    bool pipeline_reads;   /* a waiting read may be sent behind another on a busy server */
+    int pipeline_reads;    /* PX_PIPE_*: a read may be sent behind another on a busy server */
     bool tcp_defer_accept; /* accept only once the startup packet is there (Linux) */
     int verbose;
     int workers;
@@ -257,6 +257,10 @@ typedef struct px_config {
 } px_config;
 
 enum { PX_PRIMARY_READS_OFF = 0, PX_PRIMARY_READS_ON, PX_PRIMARY_READS_OVERFLOW };
+/* pipeline_reads: never; only a read that would wait for a server; any read that can */
+enum { PX_PIPE_OFF = 0, PX_PIPE_QUEUED, PX_PIPE_ON };
+/* "off" / "queued" / "on" -> PX_PIPE_*, -1 if none */
+int px_parse_pipeline_reads(const char *s);
 /* "off" / "on" / "overflow" -> PX_PRIMARY_READS_*, -1 if none */
 int px_parse_primary_reads(const char *s);
 
@@ -952,6 +956,11 @@ int proxy_route_pick(const px_client *c, const uint8_t *msg, size_t len);
  * the pool: true when s may be released now, false when the hook queued its own query (s is
  * released when that query completes). The commit-LSN capture goes here. */
 bool proxy_txn_finished(px_server *s);
+/* pipeline_reads: may c's read go behind another client's on s, or another's behind c's? */
+bool proxy_route_pipe_ok(const px_client *c, const px_server *s);
+/* a routed client's read sent behind another's on a server now lost: put it back to run on
+ * the primary; false when it cannot be (the caller fails it) */
+bool proxy_route_requeue_next(px_client *c);
 /* (re)build the routing state of every [databases] entry: start-up and reload (main thread) */
 void px_route_configure(px_config *cfg);
 /* a client message the router looks at ('Q', 'P', 'B', whole): classify it, track session

@@ -395,13 +395,16 @@ bool px_pool_acquire(px_pool *p, px_client *c)
 /* pipeline_reads                                                                              */
 /* ------------------------------------------------------------------------------------------ */
 
-/* A read that would wait for a server is sent behind the read another client runs on a busy
- * server: PostgreSQL takes it from its socket the moment it answers the first, instead of
- * sleeping until the proxy hands the server over. Only autocommit single-statement reads that
- * leave no session state (route.c proxy_route_pipeline_shape) go either side, on servers whose
- * session parameters are the client's, one deep, and only behind a query of a shape that ran
- * fast (under PIPE_FAST) its last PIPE_RUNS times and has not been running longer than that,
- * so a read does not wait behind a slow one. */
+/* A read is sent behind the read another client runs on a busy server: PostgreSQL takes it
+ * from its socket the moment it answers the first, instead of sleeping until the proxy hands
+ * the server over (queued: a read that would wait for a server), or instead of waking an idle
+ * backend (on): on a machine whose cores PostgreSQL, the clients and the proxy share, one
+ * backend that answers two reads per wake-up does more work than two that wake for one each.
+ * Only autocommit single-statement reads that leave no session state (route.c
+ * proxy_route_pipeline_shape) go either side, on servers whose session state is the client's
+ * (routed clients: replicas only, route.c proxy_route_pipe_ok), one deep, and only behind a
+ * query of a shape that ran fast (under PIPE_FAST) its last PIPE_RUNS times and has not been
+ * running longer than that, so a read does not wait behind a slow one. */
 #define PIPE_FAST 0.001
 #define PIPE_RUNS 4
 #define SHAPE_SLOTS 1024 /* per worker, direct-mapped: a miss only means "not known fast" */
@@ -481,11 +484,13 @@ static void pipe_link(px_pool *p, px_server *s, px_client *c, uint64_t key)
 bool px_pool_pipeline(px_pool *p, px_client *c, const uint8_t *msg, size_t len)
 {
     px_worker *w = p->w;
-    if (!w->cfg->pipeline_reads || p->mode == PM_SESSION || reset_always(w->cfg) || c->rt ||
-        c->authq || c->txn_status != 'I' || len < 6 || msg[0] != 'Q' || p->n_waiting > 0 ||
-        p->n_idle > 0 || atomic_load(&p->shared->servers) < p->size || len < 5 ||
+    int mode = w->cfg->pipeline_reads;
+    if (mode == PX_PIPE_OFF || p->mode == PM_SESSION || reset_always(w->cfg) || c->authq ||
+        c->txn_status != 'I' || len < 6 || msg[0] != 'Q' || p->n_waiting > 0 ||
         1 + pkt_get_u32(msg + 1) != len)
         return false;
+    if (mode == PX_PIPE_QUEUED && (p->n_idle > 0 || atomic_load(&p->shared->servers) < p->size))
+        return false; /* it would not wait */
     double now = px_now(w);
     px_server *best = NULL;
     px_list *it;
@@ -493,7 +498,8 @@ bool px_pool_pipeline(px_pool *p, px_client *c, const uint8_t *msg, size_t len)
         px_server *s = container_of(it, px_server, node);
         if (!s->pipe_key || s->next || !s->client || s->qlen != 1 ||
             s->q[s->qhead].kind != EXP_QUERY || now - s->pipe_sent > PIPE_FAST ||
-            px_conn_backlogged(&s->io) || !vars_match(s, c) || !shape_is_fast(w, s->pipe_key))
+            px_conn_backlogged(&s->io) || !vars_match(s, c) || !shape_is_fast(w, s->pipe_key) ||
+            !proxy_route_pipe_ok(c, s))
             continue;
         if (!best || s->pipe_sent < best->pipe_sent)
             best = s; /* sent first: likely answered first */
@@ -516,9 +522,9 @@ void px_pool_pipe_pull(px_server *s)
     /* the head of the queue only: waiting clients keep their order */
     px_client *c = container_of(p->waiting_clients.next, px_client, node);
     const uint8_t *m = c->io.rbuf;
-    if (c->rt || c->authq || c->txn_status != 'I' || c->io.pass_left || c->io.rlen < 6 ||
-        m[0] != 'Q' || 1 + (size_t)pkt_get_u32(m + 1) > c->io.rlen || !vars_match(s, c) ||
-        px_admin_paused(c->dbname))
+    if (c->authq || c->txn_status != 'I' || c->io.pass_left || c->io.rlen < 6 || m[0] != 'Q' ||
+        1 + (size_t)pkt_get_u32(m + 1) > c->io.rlen || !vars_match(s, c) ||
+        !proxy_route_pipe_ok(c, s) || px_admin_paused(c->dbname))
         return;
     uint64_t key = px_pool_shape_key(p, m, 1 + (size_t)pkt_get_u32(m + 1));
     if (!key)
@@ -532,6 +538,8 @@ void px_pool_pipe_switch(px_server *s)
     px_worker *w = s->io.w;
     px_client *a = s->client, *b = s->next;
     double now = px_now(w);
+    if (a && a->rt)
+        proxy_txn_finished(s); /* a's transaction ends here (a refused read re-runs) */
     if (s->qlen)
         s->q[s->qhead].flags &= (uint8_t)~EXPF_SWITCH;
     s->next = NULL;

@@ -1278,7 +1278,7 @@ static bool capture_wanted(px_server *s)
 bool proxy_route_hold_ready(px_server *s)
 {
     px_client *c = s->client;
-    if (!c || c->io.pass_left || px_conn_backlogged(&s->io) || c->close_after_txn ||
+    if (!c || s->next || c->io.pass_left || px_conn_backlogged(&s->io) || c->close_after_txn ||
         s->io.w->shutting_down || !capture_wanted(s))
         return false;
     s->rt_hold_ready = true;
@@ -1352,7 +1352,7 @@ static bool owes_only_kept(const px_server *s, const px_rclient *rt)
     for (uint32_t i = 0; i < s->qlen; i++) {
         const px_exp *e = &s->q[(s->qhead + i) % s->qcap];
         if (e->flags & EXPF_SWITCH)
-            return false;
+            break; /* the pipelined client's from here */
         if (e->kind == EXP_INTERNAL)
             continue;
         if (e->kind == EXP_CLOSE || e->kind == EXP_FAKE_CLOSE)
@@ -1381,6 +1381,34 @@ bool proxy_route_requeue(px_server *s)
     s->rt_hold_ready = false;
     requeue(c, rt);
     return !c->io.closed;
+}
+
+/* the read c had sent behind another client's on a replica that is gone: it never started,
+ * so it runs on the primary (the proxy kept it, proxy_route_sent) */
+bool proxy_route_requeue_next(px_client *c)
+{
+    px_rclient *rt = c->rt;
+    if (!rt || !rt->db || c->io.closed || rt->retry_len == 0 || rt->retry_open || rt->retry_ext ||
+        c->io.pass_left || c->txn_status != 'I')
+        return false;
+    release_outstanding(rt);
+    requeue(c, rt);
+    return !c->io.closed;
+}
+
+/* pipeline_reads: may c's read go behind another client's on s, or another's behind c's? A
+ * routed client's only on a replica (no commit LSN to capture) whose untracked session
+ * settings are the client's (nothing to replay first) */
+bool proxy_route_pipe_ok(const px_client *c, const px_server *s)
+{
+    const px_rclient *rt = c->rt;
+    if (!rt || !rt->db)
+        return true;
+    if (rt->force_primary || !str_eq(s->rt_sets, rt->sets))
+        return false;
+    router_topology *topo = atomic_load(&rt->db->cur);
+    router_node *n = topo ? router_topology_node(topo, s->node_idx) : NULL;
+    return n && atomic_load(&n->role) == ROUTER_ROLE_REPLICA;
 }
 
 uint64_t proxy_route_text_hash(const px_client *c)

@@ -256,8 +256,11 @@ void px_server_close(px_server *s, const char *reason)
     w->zombies = &s->io;
     if (!was_login)
         px_pool_server_gone(p, NULL, 0);
-    if (next)
+    if (next) {
+        if (next_out > 0 && proxy_route_requeue_next(next))
+            next_out = next_ready = 0; /* it runs again on the primary */
         px_client_server_lost(next, next_out, next_ready, NULL, 0);
+    }
 }
 
 /* free a closed server (end of the loop pass) */
@@ -1162,8 +1165,9 @@ static size_t data_pass(px_server *s, const uint8_t *data, size_t len)
                 s->pool->stats.query_hist[px_hist_bucket(px_now(w) - c->query_start)]++;
                 if (!s->rt_retry)
                     proxy_route_forward(s, &f, 'Z', NULL, 0);
-                if (!(s->qlen == 0 && status == 'I' &&
-                      (s->rt_retry || proxy_route_hold_ready(s)))) {
+                /* the client's last answer: the server is done or passes to a pipelined one */
+                bool last = s->qlen == 0 || (s->q[s->qhead].flags & EXPF_SWITCH);
+                if (!(last && status == 'I' && (s->rt_retry || proxy_route_hold_ready(s)))) {
                     px_fwd_bytes(&f, p, total);
                     sent += total;
                 }

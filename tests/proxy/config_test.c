@@ -26,8 +26,30 @@ static void test_defaults(void **state)
     assert_string_equal(cfg->server_reset_query, "DISCARD ALL");
     assert_true(cfg->query_wait_timeout == 120.0);
     assert_true(cfg->workers >= 1);
+    assert_int_equal(cfg->pipeline_reads, PX_PIPE_ON);
     assert_int_equal(cfg->n_dbs, 0);
     px_config_unref(cfg);
+}
+
+/* pipeline_reads: off / queued / on, and the booleans it was before */
+static void test_pipeline_reads(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value;
+        int want;
+    } cases[] = {{"off", PX_PIPE_OFF},       {"0", PX_PIPE_OFF},         {"false", PX_PIPE_OFF},
+                 {"queued", PX_PIPE_QUEUED}, {"QUEUED", PX_PIPE_QUEUED}, {"on", PX_PIPE_ON},
+                 {"1", PX_PIPE_ON},          {"true", PX_PIPE_ON}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[128], err[512];
+        snprintf(text, sizeof(text), "[pgbouncer]\nlisten_addr = x\npipeline_reads = %s\n",
+                 cases[i].value);
+        px_config *cfg = px_config_parse(text, err, sizeof(err));
+        assert_non_null(cfg);
+        assert_int_equal(cfg->pipeline_reads, cases[i].want);
+        px_config_unref(cfg);
+    }
 }
 
 static void test_full(void **state)
@@ -145,6 +167,7 @@ static void test_bad_values(void **state)
     expect_error("[pgbouncer]\nlisten_addr=x\nauth_type = rot13\n", "auth_type");
     expect_error("[pgbouncer]\nlisten_addr=x\nlog_connections = maybe\n", "log_connections");
     expect_error("[pgbouncer]\nlisten_addr=x\nquery_wait_timeout = soon\n", "query_wait_timeout");
+    expect_error("[pgbouncer]\nlisten_addr=x\npipeline_reads = always\n", "off, queued or on");
     expect_error("[pgbouncer]\nlisten_addr=x\ndefault_pool_size = -1\n", "default_pool_size");
     expect_error("[databases]\nd = host=h port=abc\n[pgbouncer]\nlisten_addr=x\n", "port");
     expect_error("[databases]\nd = host=h replicas=a:b\n[pgbouncer]\nlisten_addr=x\n", "replica");
@@ -202,7 +225,7 @@ int main(void)
         cmocka_unit_test(test_defaults),          cmocka_unit_test(test_full),
         cmocka_unit_test(test_no_fallback),       cmocka_unit_test(test_unknown_keys_warn),
         cmocka_unit_test(test_bad_values),        cmocka_unit_test(test_auth_file),
-        cmocka_unit_test(test_debian_stock_file),
+        cmocka_unit_test(test_debian_stock_file), cmocka_unit_test(test_pipeline_reads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -363,31 +363,8 @@ long pxt_rss_kb(int pid)
 /* one HTTP GET over a fresh connection, for the admin endpoint */
 char *pxt_http_get(int port, const char *path, int *status)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    char req[256];
-    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
-    assert_int_equal(send(fd, req, (size_t)n, 0), n);
-    size_t cap = 1 << 20, len = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, 5000) <= 0)
-            fail_msg("HTTP %s: timeout", path);
-        ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
-        if (r <= 0)
-            break;
-        len += (size_t)r;
-        assert_true(len < cap - 1);
-    }
-    close(fd);
-    buf[len] = '\0';
-    assert_true(sscanf(buf, "HTTP/1.1 %d", status) == 1);
-    char *body = strstr(buf, "\r\n\r\n");
-    assert_non_null(body);
-    char *out = strdup(body + 4);
-    free(buf);
-    return out;
+    char *body = svc_http_get(port, path, status);
+    if (!body)
+        fail_msg("HTTP GET %s on port %d failed", path, port);
+    return body;
 }

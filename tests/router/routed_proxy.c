@@ -44,21 +44,29 @@ static bool cluster_settled(const routed_proxy *rp)
 
 bool routed_proxy_start(routed_proxy *rp, const char *extra_keys)
 {
+    return routed_proxy_start_n(rp, 2, extra_keys);
+}
+
+bool routed_proxy_start_n(routed_proxy *rp, int replicas, const char *extra_keys)
+{
     rp->pport = svc_env_int("TUSK_PG_PRIMARY_PORT");
     rp->r1port = svc_env_int("TUSK_PG_REPLICA1_PORT");
     rp->r2port = svc_env_int("TUSK_PG_REPLICA2_PORT");
     if (!cluster_settled(rp))
         return false;
     int port = svc_free_port();
-    char ini[2048];
+    char ini[2048], list[64];
+    if (replicas == 1)
+        snprintf(list, sizeof(list), "127.0.0.1:%d", rp->r1port);
+    else
+        snprintf(list, sizeof(list), "127.0.0.1:%d,127.0.0.1:%d", rp->r1port, rp->r2port);
     snprintf(ini, sizeof(ini),
              "[databases]\n"
-             "tusk = host=127.0.0.1 port=%d dbname=tusk user=tusk password=tusk "
-             "replicas=127.0.0.1:%d,127.0.0.1:%d\n"
+             "tusk = host=127.0.0.1 port=%d dbname=tusk user=tusk password=tusk replicas=%s\n"
              "[pgbouncer]\n"
              "listen_addr = 127.0.0.1\nlisten_port = %d\nunix_socket_dir =\n"
              "auth_type = trust\npool_mode = transaction\nworkers = 2\n%s",
-             rp->pport, rp->r1port, rp->r2port, port, extra_keys ? extra_keys : "");
+             rp->pport, list, port, extra_keys ? extra_keys : "");
     if (!svc_start_role(&rp->proc, "proxy", ini, port))
         return false;
     usleep(400 * 1000); /* the monitors learn the roles */

@@ -15,6 +15,8 @@ typedef struct routed_proxy {
 /* start the proxy; extra_keys are more [pgbouncer] lines ("key = value\n..."); waits until
  * the lag monitors know the nodes' roles. false (with the proxy's log printed) on failure. */
 bool routed_proxy_start(routed_proxy *rp, const char *extra_keys);
+/* the same with only the first replica (replicas = 1) or both (2) */
+bool routed_proxy_start_n(routed_proxy *rp, int replicas, const char *extra_keys);
 /* SIGTERM the proxy; -1 (with a message) unless it exited 0, so sanitizer reports fail */
 int routed_proxy_stop(routed_proxy *rp);
 

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -189,4 +190,53 @@ done:
     if (WIFEXITED(st))
         return WEXITSTATUS(st);
     return 128 + WTERMSIG(st);
+}
+
+char *svc_http_get(int port, const char *path, int *status)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        fprintf(stderr, "HTTP GET %s: cannot connect to port %d: %s\n", path, port,
+                strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    char req[512];
+    int n =
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+    size_t cap = 1 << 20, len = 0;
+    char *buf = malloc(cap);
+    bool ok = buf && send(fd, req, (size_t)n, 0) == n;
+    while (ok) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 5000) <= 0) {
+            fprintf(stderr, "HTTP GET %s: no answer in 5 s\n", path);
+            ok = false;
+            break;
+        }
+        ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        if (len >= cap - 1) {
+            fprintf(stderr, "HTTP GET %s: answer over %zu bytes\n", path, cap);
+            ok = false;
+        }
+    }
+    close(fd);
+    char *body = NULL;
+    if (ok) {
+        buf[len] = '\0';
+        body = strstr(buf, "\r\n\r\n");
+        if (sscanf(buf, "HTTP/1.1 %d", status) != 1 || !body) {
+            fprintf(stderr, "HTTP GET %s: not an HTTP answer\n", path);
+            body = NULL;
+        }
+    }
+    char *out = body ? strdup(body + 4) : NULL;
+    free(buf);
+    return out;
 }

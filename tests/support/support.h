@@ -42,6 +42,10 @@ int svc_stop_role(svc_proc *proc, int sig);
 /* print the role's log to stderr (on failure) */
 void svc_dump_log(const svc_proc *proc);
 
+/* GET path from an HTTP server on 127.0.0.1:port (Connection: close); the body (caller
+ * frees) and the status in *status, or NULL with the reason on stderr */
+char *svc_http_get(int port, const char *path, int *status);
+
 /* milliseconds since an arbitrary start */
 double svc_now_ms(void);
 

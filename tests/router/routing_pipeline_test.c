@@ -1,0 +1,280 @@
+/*
+ * pipeline_reads on a routed database (proxy/pool.c, proxy/route.c) against the real primary
+ * and a replica: a read sent behind another client's read on the replica's server connection
+ * gets its own answer, and when the read in front loses its backend or is refused with 25006,
+ * or the pipelined read is refused, every statement still runs, once, on a node that can run
+ * it, with no error for the client. One replica, one server connection per node and one
+ * worker, so concurrent reads meet on the replica's only server. Where a statement ran is read
+ * from the server side (inet_server_port()); that a read really was pipelined, from the
+ * proxy's tusk_pipelined_reads_total: a scenario whose timing did not pipeline is run again.
+ * A client whose write re-ran on the primary reads once before the next scenario, so that its
+ * read-your-writes wait for the replica does not delay the statement under test.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/router/routed_proxy.h"
+#include "tests/support/support.h"
+
+enum { ATTEMPTS = 8 };
+
+static routed_proxy rp;
+static int http;
+
+static PGconn *connect_port(int port)
+{
+    char ci[256];
+    snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=tusk user=tusk password=tusk", port);
+    PGconn *c = PQconnectdb(ci);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("connect %d: %s", port, PQerrorMessage(c));
+    return c;
+}
+
+static void exec_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+}
+
+/* the one row of a query sent with PQsendQuery: column col as an int; fails on an error */
+static long long result_int(PGconn *c, int col, const char *what)
+{
+    PGresult *r;
+    long long v = -1;
+    int rows = 0;
+    while ((r = PQgetResult(c))) {
+        if (PQresultStatus(r) != PGRES_TUPLES_OK)
+            fail_msg("%s: %s", what, PQerrorMessage(c));
+        v = atoll(PQgetvalue(r, 0, col));
+        rows += PQntuples(r);
+        PQclear(r);
+    }
+    assert_int_equal(rows, 1);
+    return v;
+}
+
+/* the sum of tusk_pipelined_reads_total over the proxy's pools */
+static double pipelined(void)
+{
+    int st = 0;
+    char *m = svc_http_get(http, "/metrics", &st);
+    assert_non_null(m);
+    assert_int_equal(st, 200);
+    double n = 0;
+    for (const char *p = m; (p = strstr(p, "\ntusk_pipelined_reads_total{")); p++)
+        n += strtod(strchr(strchr(p, '}'), ' ') + 1, NULL);
+    free(m);
+    return n;
+}
+
+/* a read whose shape the proxy has seen run fast on the replica: reads may go behind it */
+static void warm(PGconn *c, const char *fmt, int times)
+{
+    for (int i = 0; i < times; i++) {
+        char sql[160];
+        snprintf(sql, sizeof(sql), fmt, i);
+        exec_ok(c, sql);
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    http = svc_free_port();
+    char extra[512];
+    snprintf(extra, sizeof(extra),
+             "workers = 1\ndefault_pool_size = 1\nprimary_reads = off\npipeline_reads = on\n"
+             "max_replica_lag_ms = 5000\nadmin_listen = 127.0.0.1:%d\n",
+             http);
+    if (!routed_proxy_start_n(&rp, 1, extra))
+        return -1;
+    PGconn *c = connect_port(rp.proc.port);
+    exec_ok(c, "CREATE TABLE IF NOT EXISTS routing_pipe_t (v int)");
+    /* a write the classifier cannot see: replicas refuse it with 25006, after sleeping */
+    exec_ok(c, "CREATE OR REPLACE FUNCTION routing_pipe_write(ms int) RETURNS int LANGUAGE sql "
+               "VOLATILE AS $$ SELECT pg_sleep(ms / 1000.0); "
+               "INSERT INTO routing_pipe_t VALUES (ms) RETURNING inet_server_port() $$");
+    PQfinish(c);
+    usleep(300 * 1000); /* the replica has them */
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    PGconn *c = connect_port(rp.proc.port);
+    exec_ok(c, "DROP FUNCTION IF EXISTS routing_pipe_write(int)");
+    exec_ok(c, "DROP TABLE IF EXISTS routing_pipe_t");
+    PQfinish(c);
+    return routed_proxy_stop(&rp);
+}
+
+/* six clients read at once through the replica's one server: each gets its own answers */
+static void test_answers(void **state)
+{
+    (void)state;
+    enum { N = 6, ROUNDS = 120 };
+    PGconn *c[N];
+    for (int i = 0; i < N; i++)
+        c[i] = connect_port(rp.proc.port);
+    double before = pipelined();
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int i = 0; i < N; i++) {
+            char sql[128];
+            snprintf(sql, sizeof(sql), "SELECT inet_server_port(), %d, %d", i, round);
+            assert_true(PQsendQuery(c[i], sql));
+        }
+        for (int i = 0; i < N; i++) {
+            PGresult *r;
+            int rows = 0;
+            while ((r = PQgetResult(c[i]))) {
+                if (PQresultStatus(r) != PGRES_TUPLES_OK)
+                    fail_msg("client %d round %d: %s", i, round, PQerrorMessage(c[i]));
+                if (atoi(PQgetvalue(r, 0, 1)) != i || atoi(PQgetvalue(r, 0, 2)) != round)
+                    fail_msg("client %d round %d got client %s round %s's answer", i, round,
+                             PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
+                assert_int_equal(atoi(PQgetvalue(r, 0, 0)), rp.r1port);
+                rows++;
+                PQclear(r);
+            }
+            assert_int_equal(rows, 1);
+        }
+    }
+    double piped = pipelined() - before;
+    if (piped < 10)
+        fail_msg("only %g of %d reads were pipelined", piped, N * ROUNDS);
+    for (int i = 0; i < N; i++)
+        PQfinish(c[i]);
+}
+
+/* the backend running the read in front is killed: the read behind it never started, so it
+ * runs on the primary (the one in front is re-run there too, it had answered nothing) */
+static void test_lost_backend(void **state)
+{
+    (void)state;
+    PGconn *a = connect_port(rp.proc.port), *b = connect_port(rp.proc.port);
+    PGconn *replica = connect_port(rp.r1port);
+    warm(a, "SELECT count(*) FROM generate_series(1, 10), (SELECT %d) x", 6);
+    int done = 0;
+    for (int attempt = 0; attempt < ATTEMPTS && !done; attempt++) {
+        double before = pipelined();
+        char front[128], behind[128];
+        snprintf(front, sizeof(front),
+                 "SELECT count(*) FROM generate_series(1, 8000000), (SELECT %d) x", 100 + attempt);
+        /* a shape of its own each time, never known fast: the read in front cannot be the
+         * one that goes behind it */
+        int n = snprintf(behind, sizeof(behind), "SELECT inet_server_port()");
+        for (int i = 0; i <= attempt; i++)
+            n += snprintf(behind + n, sizeof(behind) - (size_t)n, ", %d", i);
+        assert_true(PQsendQuery(a, front));
+        usleep(200);
+        assert_true(PQsendQuery(b, behind));
+        usleep(150 * 1000);
+        double piped = pipelined() - before;
+        PGresult *r = PQexec(replica, "SELECT count(pg_terminate_backend(pid)) FROM "
+                                      "pg_stat_activity WHERE query LIKE "
+                                      "'SELECT count(*) FROM generate_series(1, 8000000)%'");
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        int killed = atoi(PQgetvalue(r, 0, 0));
+        PQclear(r);
+        assert_int_equal(result_int(a, 0, "the read in front"), 8000000);
+        int port = (int)result_int(b, 0, "the read behind");
+        if (piped >= 1 && killed == 1) {
+            assert_int_equal(port, rp.pport);
+            done++;
+        } else {
+            assert_true(port == rp.r1port || port == rp.pport);
+        }
+    }
+    if (!done)
+        fail_msg("in %d attempts no read was pipelined behind the one that was killed", ATTEMPTS);
+    PQfinish(a);
+    PQfinish(b);
+    PQfinish(replica);
+}
+
+/* the read in front is a hidden write: the replica refuses it after its pipelined follower
+ * was queued; the write re-runs on the primary and the follower's answer is its own */
+static void test_25006_in_front(void **state)
+{
+    (void)state;
+    PGconn *a = connect_port(rp.proc.port), *b = connect_port(rp.proc.port);
+    /* each text is new (a refused text runs on the primary from then on) but the shape is
+     * one, and known fast: the replica refuses it at once (once its first, slower, run has
+     * decayed from the shape's record) */
+    warm(a, "SELECT routing_pipe_write(0), %d AS run", 30);
+    int done = 0;
+    for (int attempt = 0; attempt < ATTEMPTS && !done; attempt++) {
+        double before = pipelined();
+        char front[128], behind[128];
+        exec_ok(a, "SELECT 1"); /* its last write's floor: the replica has caught up */
+        snprintf(front, sizeof(front), "SELECT routing_pipe_write(300), %d AS run", attempt);
+        snprintf(behind, sizeof(behind), "SELECT inet_server_port(), %d", attempt);
+        assert_true(PQsendQuery(a, front));
+        usleep(200);
+        assert_true(PQsendQuery(b, behind));
+        int bport = (int)result_int(b, 0, "the read behind");
+        assert_int_equal(result_int(a, 0, "the refused write"), rp.pport);
+        if (pipelined() - before >= 1) {
+            assert_int_equal(bport, rp.r1port);
+            done++;
+        }
+    }
+    if (!done)
+        fail_msg("in %d attempts no read was pipelined behind the refused one", ATTEMPTS);
+    PQfinish(a);
+    PQfinish(b);
+}
+
+/* the pipelined read is the hidden write: refused after the server passed to it, it re-runs
+ * on the primary */
+static void test_25006_behind(void **state)
+{
+    (void)state;
+    PGconn *a = connect_port(rp.proc.port), *b = connect_port(rp.proc.port);
+    warm(a, "SELECT count(*) FROM generate_series(1, 10), (SELECT %d) x", 6);
+    int done = 0;
+    for (int attempt = 0; attempt < ATTEMPTS && !done; attempt++) {
+        double before = pipelined();
+        char front[128], behind[128];
+        snprintf(front, sizeof(front),
+                 "SELECT count(*) FROM generate_series(1, 3000000), (SELECT %d) x", attempt);
+        exec_ok(b, "SELECT 1"); /* its last write's floor: the replica has caught up */
+        snprintf(behind, sizeof(behind), "SELECT routing_pipe_write(0), %d AS behind",
+                 100 + attempt);
+        assert_true(PQsendQuery(a, front));
+        usleep(200);
+        assert_true(PQsendQuery(b, behind));
+        assert_int_equal(result_int(a, 0, "the read in front"), 3000000);
+        assert_int_equal(result_int(b, 0, "the refused write behind"), rp.pport);
+        done += pipelined() - before >= 1;
+    }
+    if (!done)
+        fail_msg("in %d attempts the write was never pipelined behind the read", ATTEMPTS);
+    PQfinish(a);
+    PQfinish(b);
+}
+
+int main(void)
+{
+    svc_env("TUSK_PG_REPLICA1_PORT");
+    svc_env("TUSK_BIN");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_answers),
+        cmocka_unit_test(test_lost_backend),
+        cmocka_unit_test(test_25006_in_front),
+        cmocka_unit_test(test_25006_behind),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
