@@ -381,6 +381,8 @@ bool adm_collect(adm_snap *out, bool with_conns, double timeout_s)
     for (int i = 0; i < n; i++)
         if (r->done[i]) {
             append_part(out, &r->parts[i]);
+            out->worker_clients[i] = r->parts[i].n_clients;
+            out->worker_busy_us[i] = atomic_load(&px_g.workers[i]->busy_us);
             out->workers_answered++;
         }
     pthread_mutex_unlock(&r->lock);

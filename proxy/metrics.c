@@ -244,6 +244,14 @@ bool adm_metrics_text(pktbuf *b)
     out(b, "tusk_up %d\n", all ? 1 : 0);
     family(b, "tusk_workers", "gauge", "Worker threads");
     out(b, "tusk_workers %d\n", s.workers);
+    family(b, "tusk_worker_clients", "gauge", "Client connections per worker");
+    for (int i = 0; i < s.workers; i++)
+        out(b, "tusk_worker_clients{worker=\"%d\"} %d\n", i, s.worker_clients[i]);
+    family(b, "tusk_worker_busy_seconds_total", "counter",
+           "Time each worker's loop spent handling events (not waiting for them)");
+    for (int i = 0; i < s.workers; i++)
+        out(b, "tusk_worker_busy_seconds_total{worker=\"%d\"} %.6f\n", i,
+            (double)s.worker_busy_us[i] / 1e6);
     family(b, "tusk_clients_connected", "gauge", "Client connections, logged in or not");
     out(b, "tusk_clients_connected %d\n", atomic_load(&px_g.n_clients));
     family(b, "tusk_clients_login", "gauge", "Client connections still logging in");
