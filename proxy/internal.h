@@ -215,8 +215,9 @@ typedef struct px_config {
     /* logging / process */
     char *logfile, *pidfile;
     bool log_connections, log_disconnections, log_pooler_errors;
-    int pipeline_reads;    /* PX_PIPE_*: a read may be sent behind another on a busy server */
-    bool tcp_defer_accept; /* accept only once the startup packet is there (Linux) */
+    int pipeline_reads;        /* PX_PIPE_*: a read may be sent behind another on a busy server */
+    double pipeline_fast_time; /* ... behind a query whose shape runs faster than this */
+    bool tcp_defer_accept;     /* accept only once the startup packet is there (Linux) */
     int verbose;
     int workers;
     /* pools */

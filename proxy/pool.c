@@ -403,9 +403,8 @@ bool px_pool_acquire(px_pool *p, px_client *c)
  * Only autocommit single-statement reads that leave no session state (route.c
  * proxy_route_pipeline_shape) go either side, on servers whose session state is the client's
  * (routed clients: replicas only, route.c proxy_route_pipe_ok), one deep, and only behind a
- * query of a shape that ran fast (under PIPE_FAST) its last PIPE_RUNS times and has not been
- * running longer than that, so a read does not wait behind a slow one. */
-#define PIPE_FAST 0.001
+ * query of a shape that ran fast (under pipeline_fast_time) its last PIPE_RUNS times and has not
+ * been running longer than that, so a read does not wait behind a slow one. */
 #define PIPE_RUNS 4
 #define SHAPE_SLOTS 1024 /* per worker, direct-mapped: a miss only means "not known fast" */
 
@@ -448,7 +447,7 @@ static bool shape_is_fast(const px_worker *w, uint64_t key)
     if (!key || !w->shape_times)
         return false;
     const px_shape_time *t = &w->shape_times[(key >> 17) % SHAPE_SLOTS];
-    return t->key == key && t->runs >= PIPE_RUNS && t->worst < PIPE_FAST;
+    return t->key == key && t->runs >= PIPE_RUNS && t->worst < w->cfg->pipeline_fast_time;
 }
 
 /* server_reset_query_always: every client gets a reset server, so none is handed over mid-way */
@@ -497,7 +496,7 @@ bool px_pool_pipeline(px_pool *p, px_client *c, const uint8_t *msg, size_t len)
     for (it = p->active_servers.next; it != &p->active_servers; it = it->next) {
         px_server *s = container_of(it, px_server, node);
         if (!s->pipe_key || s->next || !s->client || s->qlen != 1 ||
-            s->q[s->qhead].kind != EXP_QUERY || now - s->pipe_sent > PIPE_FAST ||
+            s->q[s->qhead].kind != EXP_QUERY || now - s->pipe_sent > w->cfg->pipeline_fast_time ||
             px_conn_backlogged(&s->io) || !vars_match(s, c) || !shape_is_fast(w, s->pipe_key) ||
             !proxy_route_pipe_ok(c, s))
             continue;

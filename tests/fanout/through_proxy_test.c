@@ -23,6 +23,7 @@
 
 static th_env env;
 static svc_proc proxy;
+static char *userlist_path; /* the proxy's auth_file, removed at teardown */
 static bool proxy_running;
 static PGconn *primary_pg; /* the harness's direct connection, put back for teardown */
 
@@ -157,7 +158,7 @@ static int setup(void **state)
              "pool_mode = transaction\nworkers = 2\nreplica_wait_ms = 200\n",
              env.dbname, svc_env("TUSK_PG_PRIMARY_PORT"), env.dbname,
              svc_env("TUSK_PG_REPLICA1_PORT"), svc_env("TUSK_PG_REPLICA2_PORT"), port, userlist);
-    free(userlist);
+    userlist_path = userlist;
     if (!svc_start_role(&proxy, "proxy", ini, port))
         return -1;
     proxy_running = true;
@@ -184,6 +185,11 @@ static int teardown(void **state)
     if (proxy_running && svc_stop_role(&proxy, SIGTERM) != 0) {
         fprintf(stderr, "tusk proxy exited badly (sanitizer report?)\n");
         ok = false;
+    }
+    if (userlist_path) {
+        unlink(userlist_path);
+        free(userlist_path);
+        userlist_path = NULL;
     }
     th_teardown(&env);
     return ok ? 0 : -1;
