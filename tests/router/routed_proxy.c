@@ -1,10 +1,13 @@
 /* Routing test fixture: see routed_proxy.h. */
 #include "tests/router/routed_proxy.h"
 
-#include <libpq-fe.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <cmocka.h>
 
 static long long scalar(int port, const char *sql)
 {
@@ -81,4 +84,22 @@ int routed_proxy_stop(routed_proxy *rp)
         return -1;
     }
     return 0;
+}
+
+PGconn *routed_connect(int port)
+{
+    char ci[256];
+    snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=tusk user=tusk password=tusk", port);
+    PGconn *c = PQconnectdb(ci);
+    if (PQstatus(c) != CONNECTION_OK)
+        fail_msg("connect %d: %s", port, PQerrorMessage(c));
+    return c;
+}
+
+void routed_exec(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
 }

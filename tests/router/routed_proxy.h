@@ -7,6 +7,8 @@
 
 #include "tests/support/support.h"
 
+#include <libpq-fe.h>
+
 typedef struct routed_proxy {
     svc_proc proc;
     int pport, r1port, r2port; /* the servers' ports */
@@ -17,6 +19,11 @@ typedef struct routed_proxy {
 bool routed_proxy_start(routed_proxy *rp, const char *extra_keys);
 /* the same with only the first replica (replicas = 1) or both (2) */
 bool routed_proxy_start_n(routed_proxy *rp, int replicas, const char *extra_keys);
+/* a connection to 127.0.0.1:port, database and user tusk; fails the running test if refused */
+PGconn *routed_connect(int port);
+/* run sql; fails the running test unless it succeeds */
+void routed_exec(PGconn *c, const char *sql);
+
 /* SIGTERM the proxy; -1 (with a message) unless it exited 0, so sanitizer reports fail */
 int routed_proxy_stop(routed_proxy *rp);
 

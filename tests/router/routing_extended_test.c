@@ -24,13 +24,7 @@ static int pport, r1port, r2port;
 
 static PGconn *connect_proxy(void)
 {
-    char ci[256];
-    snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=tusk user=tusk password=tusk",
-             rp.proc.port);
-    PGconn *c = PQconnectdb(ci);
-    if (PQstatus(c) != CONNECTION_OK)
-        fail_msg("connect proxy: %s", PQerrorMessage(c));
-    return c;
+    return routed_connect(rp.proc.port);
 }
 
 static bool is_replica(int port)

@@ -29,24 +29,6 @@ enum { ATTEMPTS = 8 };
 static routed_proxy rp;
 static int http;
 
-static PGconn *connect_port(int port)
-{
-    char ci[256];
-    snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=tusk user=tusk password=tusk", port);
-    PGconn *c = PQconnectdb(ci);
-    if (PQstatus(c) != CONNECTION_OK)
-        fail_msg("connect %d: %s", port, PQerrorMessage(c));
-    return c;
-}
-
-static void exec_ok(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-}
-
 /* the one row of a query sent with PQsendQuery: column col as an int; fails on an error */
 static long long result_int(PGconn *c, int col, const char *what)
 {
@@ -84,8 +66,19 @@ static void warm(PGconn *c, const char *fmt, int times)
     for (int i = 0; i < times; i++) {
         char sql[160];
         snprintf(sql, sizeof(sql), fmt, i);
-        exec_ok(c, sql);
+        routed_exec(c, sql);
     }
+}
+
+/* a's statement, then 0.2 ms later b's: b's may go behind a's (sent less than
+ * pipeline_fast_time before) */
+static void send_pair(PGconn *a, const char *front, PGconn *b, const char *behind)
+{
+    if (!PQsendQuery(a, front))
+        fail_msg("send %s: %s", front, PQerrorMessage(a));
+    usleep(200);
+    if (!PQsendQuery(b, behind))
+        fail_msg("send %s: %s", behind, PQerrorMessage(b));
 }
 
 static int setup(void **state)
@@ -102,12 +95,12 @@ static int setup(void **state)
              http);
     if (!routed_proxy_start_n(&rp, 1, extra))
         return -1;
-    PGconn *c = connect_port(rp.proc.port);
-    exec_ok(c, "CREATE TABLE IF NOT EXISTS routing_pipe_t (v int)");
+    PGconn *c = routed_connect(rp.proc.port);
+    routed_exec(c, "CREATE TABLE IF NOT EXISTS routing_pipe_t (v int)");
     /* a write the classifier cannot see: replicas refuse it with 25006, after sleeping */
-    exec_ok(c, "CREATE OR REPLACE FUNCTION routing_pipe_write(ms int) RETURNS int LANGUAGE sql "
-               "VOLATILE AS $$ SELECT pg_sleep(ms / 1000.0); "
-               "INSERT INTO routing_pipe_t VALUES (ms) RETURNING inet_server_port() $$");
+    routed_exec(c, "CREATE OR REPLACE FUNCTION routing_pipe_write(ms int) RETURNS int LANGUAGE sql "
+                   "VOLATILE AS $$ SELECT pg_sleep(ms / 1000.0); "
+                   "INSERT INTO routing_pipe_t VALUES (ms) RETURNING inet_server_port() $$");
     PQfinish(c);
     usleep(300 * 1000); /* the replica has them */
     return 0;
@@ -116,9 +109,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    PGconn *c = connect_port(rp.proc.port);
-    exec_ok(c, "DROP FUNCTION IF EXISTS routing_pipe_write(int)");
-    exec_ok(c, "DROP TABLE IF EXISTS routing_pipe_t");
+    PGconn *c = routed_connect(rp.proc.port);
+    routed_exec(c, "DROP FUNCTION IF EXISTS routing_pipe_write(int)");
+    routed_exec(c, "DROP TABLE IF EXISTS routing_pipe_t");
     PQfinish(c);
     return routed_proxy_stop(&rp);
 }
@@ -130,7 +123,7 @@ static void test_answers(void **state)
     enum { N = 6, ROUNDS = 120 };
     PGconn *c[N];
     for (int i = 0; i < N; i++)
-        c[i] = connect_port(rp.proc.port);
+        c[i] = routed_connect(rp.proc.port);
     double before = pipelined();
     for (int round = 0; round < ROUNDS; round++) {
         for (int i = 0; i < N; i++) {
@@ -166,8 +159,8 @@ static void test_answers(void **state)
 static void test_lost_backend(void **state)
 {
     (void)state;
-    PGconn *a = connect_port(rp.proc.port), *b = connect_port(rp.proc.port);
-    PGconn *replica = connect_port(rp.r1port);
+    PGconn *a = routed_connect(rp.proc.port), *b = routed_connect(rp.proc.port);
+    PGconn *replica = routed_connect(rp.r1port);
     warm(a, "SELECT count(*) FROM generate_series(1, 10), (SELECT %d) x", 6);
     int done = 0;
     for (int attempt = 0; attempt < ATTEMPTS && !done; attempt++) {
@@ -180,9 +173,7 @@ static void test_lost_backend(void **state)
         int n = snprintf(behind, sizeof(behind), "SELECT inet_server_port()");
         for (int i = 0; i <= attempt; i++)
             n += snprintf(behind + n, sizeof(behind) - (size_t)n, ", %d", i);
-        assert_true(PQsendQuery(a, front));
-        usleep(200);
-        assert_true(PQsendQuery(b, behind));
+        send_pair(a, front, b, behind);
         usleep(150 * 1000);
         double piped = pipelined() - before;
         PGresult *r = PQexec(replica, "SELECT count(pg_terminate_backend(pid)) FROM "
@@ -212,7 +203,7 @@ static void test_lost_backend(void **state)
 static void test_25006_in_front(void **state)
 {
     (void)state;
-    PGconn *a = connect_port(rp.proc.port), *b = connect_port(rp.proc.port);
+    PGconn *a = routed_connect(rp.proc.port), *b = routed_connect(rp.proc.port);
     /* each text is new (a refused text runs on the primary from then on) but the shape is
      * one, and known fast: the replica refuses it at once */
     warm(a, "SELECT routing_pipe_write(0), %d AS run", 8);
@@ -220,12 +211,10 @@ static void test_25006_in_front(void **state)
     for (int attempt = 0; attempt < ATTEMPTS && !done; attempt++) {
         double before = pipelined();
         char front[128], behind[128];
-        exec_ok(a, "SELECT 1"); /* its last write's floor: the replica has caught up */
+        routed_exec(a, "SELECT 1"); /* its last write's floor: the replica has caught up */
         snprintf(front, sizeof(front), "SELECT routing_pipe_write(300), %d AS run", attempt);
         snprintf(behind, sizeof(behind), "SELECT inet_server_port(), %d", attempt);
-        assert_true(PQsendQuery(a, front));
-        usleep(200);
-        assert_true(PQsendQuery(b, behind));
+        send_pair(a, front, b, behind);
         int bport = (int)result_int(b, 0, "the read behind");
         assert_int_equal(result_int(a, 0, "the refused write"), rp.pport);
         if (pipelined() - before >= 1) {
@@ -244,7 +233,7 @@ static void test_25006_in_front(void **state)
 static void test_25006_behind(void **state)
 {
     (void)state;
-    PGconn *a = connect_port(rp.proc.port), *b = connect_port(rp.proc.port);
+    PGconn *a = routed_connect(rp.proc.port), *b = routed_connect(rp.proc.port);
     warm(a, "SELECT count(*) FROM generate_series(1, 10), (SELECT %d) x", 6);
     int done = 0;
     for (int attempt = 0; attempt < ATTEMPTS && !done; attempt++) {
@@ -252,12 +241,10 @@ static void test_25006_behind(void **state)
         char front[128], behind[128];
         snprintf(front, sizeof(front),
                  "SELECT count(*) FROM generate_series(1, 3000000), (SELECT %d) x", attempt);
-        exec_ok(b, "SELECT 1"); /* its last write's floor: the replica has caught up */
+        routed_exec(b, "SELECT 1"); /* its last write's floor: the replica has caught up */
         snprintf(behind, sizeof(behind), "SELECT routing_pipe_write(0), %d AS behind",
                  100 + attempt);
-        assert_true(PQsendQuery(a, front));
-        usleep(200);
-        assert_true(PQsendQuery(b, behind));
+        send_pair(a, front, b, behind);
         assert_int_equal(result_int(a, 0, "the read in front"), 3000000);
         assert_int_equal(result_int(b, 0, "the refused write behind"), rp.pport);
         done += pipelined() - before >= 1;

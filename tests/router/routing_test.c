@@ -25,21 +25,7 @@ static int pport, r1port, r2port;
 
 static PGconn *connect_proxy(void)
 {
-    char ci[256];
-    snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=tusk user=tusk password=tusk",
-             rp.proc.port);
-    PGconn *c = PQconnectdb(ci);
-    if (PQstatus(c) != CONNECTION_OK)
-        fail_msg("connect proxy: %s", PQerrorMessage(c));
-    return c;
-}
-
-static void exec_ok(PGconn *c, const char *sql)
-{
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
+    return routed_connect(rp.proc.port);
 }
 
 /* the server port that ran sql (its first column must be inet_server_port()) */
@@ -67,8 +53,8 @@ static int setup(void **state)
     r1port = rp.r1port;
     r2port = rp.r2port;
     PGconn *c = connect_proxy();
-    exec_ok(c, "CREATE TABLE IF NOT EXISTS routing_t (id int primary key, v int)");
-    exec_ok(c, "DELETE FROM routing_t");
+    routed_exec(c, "CREATE TABLE IF NOT EXISTS routing_t (id int primary key, v int)");
+    routed_exec(c, "DELETE FROM routing_t");
     PQfinish(c);
     return 0;
 }
@@ -96,7 +82,7 @@ static void test_reads_and_writes(void **state)
                      pport);
     /* a locking read and nextval() are not replica-safe */
     assert_int_equal(port_of(c, "SELECT inet_server_port() FROM routing_t FOR UPDATE"), pport);
-    exec_ok(c, "CREATE SEQUENCE IF NOT EXISTS routing_seq");
+    routed_exec(c, "CREATE SEQUENCE IF NOT EXISTS routing_seq");
     assert_int_equal(port_of(c, "SELECT inet_server_port(), nextval('routing_seq')"), pport);
     PQfinish(c);
 }
@@ -137,7 +123,7 @@ static void test_commit_lsn(void **state)
     for (int i = 0; i < 50; i++) {
         char sql[128];
         snprintf(sql, sizeof(sql), "INSERT INTO routing_t VALUES (%d, %d)", 100 + i, i);
-        exec_ok(c, sql);
+        routed_exec(c, sql);
         const char *lsn = PQparameterStatus(c, "tusk.commit_lsn");
         uint64_t v;
         assert_non_null(lsn);
@@ -163,28 +149,28 @@ static void test_transactions(void **state)
     (void)state;
     PGconn *c = connect_proxy();
     for (int i = 0; i < 5; i++) {
-        exec_ok(c, "BEGIN");
+        routed_exec(c, "BEGIN");
         assert_int_equal(port_of(c, "SELECT inet_server_port()"), pport);
         assert_int_equal(port_of(c, "SELECT inet_server_port()"), pport);
-        exec_ok(c, "COMMIT");
-        exec_ok(c, "BEGIN READ ONLY");
+        routed_exec(c, "COMMIT");
+        routed_exec(c, "BEGIN READ ONLY");
         int p = port_of(c, "SELECT inet_server_port()");
         assert_true(is_replica(p));
         assert_int_equal(port_of(c, "SELECT inet_server_port()"), p); /* same node throughout */
-        exec_ok(c, "COMMIT");
-        exec_ok(c, "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+        routed_exec(c, "COMMIT");
+        routed_exec(c, "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
         assert_true(is_replica(port_of(c, "SELECT inet_server_port()")));
-        exec_ok(c, "ROLLBACK");
+        routed_exec(c, "ROLLBACK");
     }
     /* the session's read-only default makes a plain BEGIN read-only */
-    exec_ok(c, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY");
-    exec_ok(c, "BEGIN");
+    routed_exec(c, "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY");
+    routed_exec(c, "BEGIN");
     assert_true(is_replica(port_of(c, "SELECT inet_server_port()")));
-    exec_ok(c, "COMMIT");
-    exec_ok(c, "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE");
-    exec_ok(c, "BEGIN");
+    routed_exec(c, "COMMIT");
+    routed_exec(c, "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE");
+    routed_exec(c, "BEGIN");
     assert_int_equal(port_of(c, "SELECT inet_server_port()"), pport);
-    exec_ok(c, "COMMIT");
+    routed_exec(c, "COMMIT");
     PQfinish(c);
 }
 
@@ -196,10 +182,10 @@ static void test_overrides(void **state)
         assert_int_equal(port_of(c, "/* tusk:primary */ SELECT inet_server_port()"), pport);
         assert_true(is_replica(port_of(c, "SELECT inet_server_port()")));
     }
-    exec_ok(c, "SET tusk.route = primary");
+    routed_exec(c, "SET tusk.route = primary");
     for (int i = 0; i < 5; i++)
         assert_int_equal(port_of(c, "SELECT inet_server_port()"), pport);
-    exec_ok(c, "SET tusk.route = auto");
+    routed_exec(c, "SET tusk.route = auto");
     assert_true(is_replica(port_of(c, "SELECT inet_server_port()")));
     /* intercepted: PostgreSQL never sees tusk.route */
     PGresult *r = PQexec(c, "SELECT current_setting('tusk.route', true)");
@@ -211,7 +197,7 @@ static void test_overrides(void **state)
     PQclear(r);
     assert_true(is_replica(port_of(c, "SELECT inet_server_port()"))); /* still usable */
     /* a floor no replica has: waits replica_wait_ms, then the primary */
-    exec_ok(c, "SET tusk.min_lsn = 'FFFF/0'");
+    routed_exec(c, "SET tusk.min_lsn = 'FFFF/0'");
     double t0 = svc_now_ms();
     assert_int_equal(port_of(c, "SELECT inet_server_port()"), pport);
     assert_true(svc_now_ms() - t0 >= 45);
@@ -225,16 +211,16 @@ static void test_pins(void **state)
     (void)state;
     PGconn *c = connect_proxy();
     assert_true(is_replica(port_of(c, "SELECT inet_server_port()")));
-    exec_ok(c, "CREATE TEMP TABLE routing_tmp (x int)");
-    exec_ok(c, "INSERT INTO routing_tmp VALUES (7)");
+    routed_exec(c, "CREATE TEMP TABLE routing_tmp (x int)");
+    routed_exec(c, "INSERT INTO routing_tmp VALUES (7)");
     for (int i = 0; i < 10; i++)
         assert_int_equal(port_of(c, "SELECT inet_server_port(), x FROM routing_tmp"), pport);
-    exec_ok(c, "LISTEN routing_chan");
+    routed_exec(c, "LISTEN routing_chan");
     assert_int_equal(port_of(c, "SELECT inet_server_port()"), pport);
     /* undoing the LISTEN leaves the temp table's pin; DISCARD TEMP lifts the last one */
-    exec_ok(c, "UNLISTEN *");
+    routed_exec(c, "UNLISTEN *");
     assert_int_equal(port_of(c, "SELECT inet_server_port(), x FROM routing_tmp"), pport);
-    exec_ok(c, "DISCARD TEMP");
+    routed_exec(c, "DISCARD TEMP");
     assert_true(is_replica(port_of(c, "SELECT inet_server_port()")));
     PQfinish(c);
     c = connect_proxy(); /* a new session is free again */
@@ -286,7 +272,7 @@ static void test_25006_retry(void **state)
 {
     (void)state;
     PGconn *c = connect_proxy();
-    exec_ok(c, "CREATE OR REPLACE FUNCTION routing_write() RETURNS int LANGUAGE sql VOLATILE "
+    routed_exec(c, "CREATE OR REPLACE FUNCTION routing_write() RETURNS int LANGUAGE sql VOLATILE "
                "AS 'INSERT INTO routing_t VALUES (-1 - (SELECT count(*) FROM routing_t), 0) "
                "RETURNING inet_server_port()'");
     usleep(200 * 1000); /* the function reaches the replicas */
@@ -351,21 +337,21 @@ static void test_session_sets(void **state)
     PGconn *a = connect_proxy();
     PGconn *b = connect_proxy();
     expect_setting(b, "work_mem", "4MB", 1);
-    exec_ok(a, "SET work_mem = '7MB'");
-    exec_ok(a, "SET statement_timeout TO 12345");
+    routed_exec(a, "SET work_mem = '7MB'");
+    routed_exec(a, "SET statement_timeout TO 12345");
     for (int i = 0; i < 10; i++) {
         expect_setting(a, "work_mem", "7MB", 1);
         expect_setting(b, "work_mem", "4MB", 1);
         expect_setting(a, "statement_timeout", "12345ms", 1);
         expect_setting(b, "statement_timeout", "0", 1);
     }
-    exec_ok(a, "BEGIN");
+    routed_exec(a, "BEGIN");
     expect_setting(a, "work_mem", "7MB", 1); /* on the primary too */
-    exec_ok(a, "COMMIT");
-    exec_ok(a, "RESET work_mem");
+    routed_exec(a, "COMMIT");
+    routed_exec(a, "RESET work_mem");
     expect_setting(a, "work_mem", "4MB", 10);
     expect_setting(a, "statement_timeout", "12345ms", 4);
-    exec_ok(a, "RESET ALL");
+    routed_exec(a, "RESET ALL");
     expect_setting(a, "statement_timeout", "0", 10);
     PQfinish(a);
     PQfinish(b);
