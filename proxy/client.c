@@ -1106,7 +1106,7 @@ static bool refuse_redefinition(px_client *c, px_fwd *f, const char *name)
 }
 
 /* the client needs a server for its next message: true when linked now */
-static bool get_server(px_client *c, const uint8_t *msg, size_t len)
+static bool get_server(px_client *c, const uint8_t *msg, size_t len, size_t avail)
 {
     px_worker *w = c->io.w;
     if (w->shutting_down && w->shutdown_how == 0) {
@@ -1122,7 +1122,7 @@ static bool get_server(px_client *c, const uint8_t *msg, size_t len)
         if (rp)
             p = rp;
     }
-    if (px_pool_pipeline(p, c, msg, len))
+    if (px_pool_pipeline(p, c, msg, avail))
         return true;
     return px_pool_acquire(p, c);
 }
@@ -1209,7 +1209,7 @@ static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
                     * primary first, so nothing may join it on this server meanwhile */
         if (!c->server) {
             /* PAUSE: the message waits in the buffer until RESUME (admin.c) */
-            if (px_admin_paused(c->dbname) || !get_server(c, p, whole ? total : avail))
+            if (px_admin_paused(c->dbname) || !get_server(c, p, whole ? total : avail, avail))
                 break; /* waiting; the message stays buffered */
             px_fwd_init(&f, &c->server->io);
             tracking = tracking_on(c);
@@ -1231,7 +1231,7 @@ static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
             } else if (w->cfg->pipeline_reads && !c->pipelined) {
                 s->pipe_key = type == 'Q' && c->txn_status == 'I' && s->qlen == 0 && whole &&
                                       proxy_route_pipe_ok(c, s)
-                                  ? px_pool_shape_key(s->pool, p, total)
+                                  ? px_pool_read_key(s->pool, c, p, total)
                                   : 0;
                 s->pipe_sent = c->query_start;
             }
@@ -1250,6 +1250,8 @@ static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
         case 'S':
             ok = px_server_expect(s, EXP_SYNC, 0, NULL);
             px_fwd_bytes(&f, p, take);
+            if (s->pipe_key && !c->pipelined && s->client == c)
+                px_pool_pipe_pull(s); /* the read batch is out: a waiting read may follow */
             break;
         case 'E':
             if (c->txn_status == 'I' && s->qlen == 0)
@@ -1267,8 +1269,20 @@ static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
             px_fwd_bytes(&f, p, take);
             break;
         case 'P': {
+            uint8_t fl = 0;
+            if (c->pipelined && !c->pipe_queued) {
+                /* the unnamed read batch px_pool_pipeline linked: the server passes to this
+                 * client at its Parse */
+                fl = EXPF_SWITCH;
+                c->pipe_queued = true;
+                c->pipe_msg_ok = true;
+                c->xact_start = c->query_start = px_now(w);
+            } else if (w->cfg->pipeline_reads && !c->pipelined && s->qlen == 0) {
+                s->pipe_key = c->txn_status == 'I' ? px_pool_read_key(s->pool, c, p, avail) : 0;
+                s->pipe_sent = px_now(w);
+            }
             if (!tracking || !whole) {
-                ok = px_server_expect(s, EXP_PARSE, 0, NULL);
+                ok = px_server_expect(s, EXP_PARSE, fl, NULL);
                 px_fwd_bytes(&f, p, take);
                 break;
             }
@@ -1283,7 +1297,7 @@ static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
                 return pos;
             }
             if (!*name) {
-                ok = px_server_expect(s, EXP_PARSE, 0, NULL);
+                ok = px_server_expect(s, EXP_PARSE, fl, NULL);
                 px_fwd_bytes(&f, p, take);
                 break;
             }

@@ -872,12 +872,13 @@ static inline bool px_server_at_boundary(const px_server *s)
 /* pool.c                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
-/* pipeline_reads: send the client's whole simple Query (msg) behind a busy server's one
- * instead of waiting for a server; true when linked that way */
-bool px_pool_pipeline(px_pool *p, px_client *c, const uint8_t *msg, size_t len);
-/* pipeline_reads: the key under which a pool's query shape's run times are kept (0 when
- * the query may not be pipelined), and a query of that key that ran for `seconds` */
-uint64_t px_pool_shape_key(px_pool *p, const uint8_t *msg, size_t len);
+/* pipeline_reads: send the client's read at msg (avail bytes buffered from there) behind a
+ * busy server's read instead of waking or waiting for another server; true when linked */
+bool px_pool_pipeline(px_pool *p, px_client *c, const uint8_t *msg, size_t avail);
+/* pipeline_reads: the key under which a pool's query shape's run times are kept, for the read
+ * at msg: a whole simple Query or a whole unnamed read batch up to its Sync (unrouted clients);
+ * 0 when it may not be pipelined. And a read of that key that ran for `seconds` */
+uint64_t px_pool_read_key(px_pool *p, const px_client *c, const uint8_t *msg, size_t avail);
 void px_pool_shape_ran(px_worker *w, uint64_t key, double seconds);
 /* pipeline_reads: the read now running on s is of a fast shape; link the first waiting
  * client behind it when its buffered message is a read that may be pipelined */
@@ -973,9 +974,9 @@ void px_route_configure(px_config *cfg);
  * state; true when the proxy answered it itself (SET tusk.*) and it must not be forwarded
  * (a Parse may instead emit a failing Parse through f, see route.c ext_reject) */
 bool proxy_route_message(px_client *c, px_fwd *f, const uint8_t *msg, size_t len);
-/* may this whole simple Query wait behind another client's on a server (pipeline_reads)?
- * Its shape (router_class.fingerprint) when it may, else 0 */
-uint64_t proxy_route_pipeline_shape(const uint8_t *msg, size_t len);
+/* may this statement text wait behind another client's on a server (pipeline_reads)? Its
+ * shape (router_class.fingerprint) when it may, else 0 */
+uint64_t proxy_route_pipeline_shape(const char *q, size_t qlen);
 /* does the client have SET tusk.* statements, portals or a batch the proxy answers itself
  * (extended protocol)? Then every message goes through proxy_route_ext first */
 bool proxy_route_ext_active(const px_client *c);

@@ -414,9 +414,64 @@ typedef struct px_shape_time {
     uint32_t runs;
 } px_shape_time;
 
-uint64_t px_pool_shape_key(px_pool *p, const uint8_t *msg, size_t len)
+/* the end of a message starting at msg + pos within avail bytes, or 0 if it is not there
+ * whole or is not of that type */
+static size_t msg_end(const uint8_t *msg, size_t pos, size_t avail, uint8_t type)
 {
-    uint64_t shape = proxy_route_pipeline_shape(msg, len);
+    if (avail - pos < 5 || msg[pos] != type)
+        return 0;
+    size_t end = pos + 1 + pkt_get_u32(msg + pos + 1);
+    return end <= avail && end >= pos + 5 ? end : 0;
+}
+
+/* the Parse text of an autocommit read batch at msg (all of it buffered): an unnamed Parse,
+ * a Bind of the unnamed statement to the unnamed portal, an optional Describe of that portal,
+ * an Execute of it with no row limit, and Sync; the way libpq's PQsendQueryParams sends one.
+ * Anything else (names, Flush, a row limit) is not pipelined. false if it is not one. */
+static bool ext_read_batch(const uint8_t *msg, size_t avail, const char **q, size_t *qlen)
+{
+    size_t p_end = msg_end(msg, 0, avail, 'P');
+    if (!p_end || msg[5] != '\0')
+        return false;
+    const uint8_t *text = msg + 6, *nul = memchr(text, 0, p_end - 6);
+    if (!nul)
+        return false;
+    size_t b_end = msg_end(msg, p_end, avail, 'B');
+    if (!b_end || b_end - p_end < 7 || msg[p_end + 5] != '\0' || msg[p_end + 6] != '\0')
+        return false;
+    size_t pos = b_end, d_end = msg_end(msg, pos, avail, 'D');
+    if (d_end) {
+        if (d_end - pos != 7 || msg[pos + 5] != 'P' || msg[pos + 6] != '\0')
+            return false;
+        pos = d_end;
+    }
+    size_t e_end = msg_end(msg, pos, avail, 'E');
+    if (!e_end || e_end - pos != 10 || msg[pos + 5] != '\0' || pkt_get_u32(msg + pos + 6) != 0)
+        return false;
+    size_t s_end = msg_end(msg, e_end, avail, 'S');
+    if (!s_end || s_end - e_end != 5)
+        return false;
+    *q = (const char *)text;
+    *qlen = (size_t)(nul - text);
+    return true;
+}
+
+uint64_t px_pool_read_key(px_pool *p, const px_client *c, const uint8_t *msg, size_t avail)
+{
+    const char *q;
+    size_t qlen;
+    if (avail < 6)
+        return 0;
+    if (msg[0] == 'Q') {
+        size_t total = 1 + (size_t)pkt_get_u32(msg + 1);
+        if (total > avail || total < 6)
+            return 0;
+        q = (const char *)msg + 5;
+        qlen = strnlen(q, total - 5);
+    } else if (msg[0] != 'P' || c->rt || !ext_read_batch(msg, avail, &q, &qlen)) {
+        return 0; /* routed clients: their extended batches have the router's own handling */
+    }
+    uint64_t shape = proxy_route_pipeline_shape(q, qlen);
     if (!shape)
         return 0;
     /* the same text may be fast in one database and slow in another */
@@ -480,13 +535,27 @@ static void pipe_link(px_pool *p, px_server *s, px_client *c, uint64_t key)
     p->stats.pipelined++;
 }
 
-bool px_pool_pipeline(px_pool *p, px_client *c, const uint8_t *msg, size_t len)
+/* what s still owes its client is one read: a simple Query, or a batch up to its Sync */
+static bool owes_one_read(const px_server *s)
+{
+    if (s->qlen == 1)
+        return s->q[s->qhead].kind == EXP_QUERY;
+    if (s->qlen == 0 || s->qlen > 5 || s->q[(s->qhead + s->qlen - 1) % s->qcap].kind != EXP_SYNC)
+        return false;
+    for (uint32_t i = 0; i + 1 < s->qlen; i++) {
+        uint8_t k = s->q[(s->qhead + i) % s->qcap].kind;
+        if (k == EXP_SYNC || k == EXP_QUERY || k == EXP_INTERNAL)
+            return false;
+    }
+    return true;
+}
+
+bool px_pool_pipeline(px_pool *p, px_client *c, const uint8_t *msg, size_t avail)
 {
     px_worker *w = p->w;
     int mode = w->cfg->pipeline_reads;
     if (mode == PX_PIPE_OFF || p->mode == PM_SESSION || reset_always(w->cfg) || c->authq ||
-        c->txn_status != 'I' || len < 6 || msg[0] != 'Q' || p->n_waiting > 0 ||
-        1 + pkt_get_u32(msg + 1) != len)
+        c->txn_status != 'I' || avail < 6 || (msg[0] != 'Q' && msg[0] != 'P') || p->n_waiting > 0)
         return false;
     if (mode == PX_PIPE_QUEUED && (p->n_idle > 0 || atomic_load(&p->shared->servers) < p->size))
         return false; /* it would not wait */
@@ -495,16 +564,15 @@ bool px_pool_pipeline(px_pool *p, px_client *c, const uint8_t *msg, size_t len)
     px_list *it;
     for (it = p->active_servers.next; it != &p->active_servers; it = it->next) {
         px_server *s = container_of(it, px_server, node);
-        if (!s->pipe_key || s->next || !s->client || s->qlen != 1 ||
-            s->q[s->qhead].kind != EXP_QUERY || now - s->pipe_sent > w->cfg->pipeline_fast_time ||
-            px_conn_backlogged(&s->io) || !vars_match(s, c) || !shape_is_fast(w, s->pipe_key) ||
-            !proxy_route_pipe_ok(c, s))
+        if (!s->pipe_key || s->next || !s->client || !owes_one_read(s) ||
+            now - s->pipe_sent > w->cfg->pipeline_fast_time || px_conn_backlogged(&s->io) ||
+            !vars_match(s, c) || !shape_is_fast(w, s->pipe_key) || !proxy_route_pipe_ok(c, s))
             continue;
         if (!best || s->pipe_sent < best->pipe_sent)
             best = s; /* sent first: likely answered first */
     }
     uint64_t key;
-    if (!best || !(key = px_pool_shape_key(p, msg, len)))
+    if (!best || !(key = px_pool_read_key(p, c, msg, avail)))
         return false;
     pipe_link(p, best, c, key);
     return true;
@@ -521,11 +589,11 @@ void px_pool_pipe_pull(px_server *s)
     /* the head of the queue only: waiting clients keep their order */
     px_client *c = container_of(p->waiting_clients.next, px_client, node);
     const uint8_t *m = c->io.rbuf;
-    if (c->authq || c->txn_status != 'I' || c->io.pass_left || c->io.rlen < 6 || m[0] != 'Q' ||
-        1 + (size_t)pkt_get_u32(m + 1) > c->io.rlen || !vars_match(s, c) ||
-        !proxy_route_pipe_ok(c, s) || px_admin_paused(c->dbname))
+    if (c->authq || c->txn_status != 'I' || c->io.pass_left || c->io.rlen < 6 ||
+        (m[0] != 'Q' && m[0] != 'P') || !vars_match(s, c) || !proxy_route_pipe_ok(c, s) ||
+        px_admin_paused(c->dbname))
         return;
-    uint64_t key = px_pool_shape_key(p, m, 1 + (size_t)pkt_get_u32(m + 1));
+    uint64_t key = px_pool_read_key(p, c, m, c->io.rlen);
     if (!key)
         return;
     pipe_link(p, s, c, key);

@@ -284,17 +284,16 @@ void px_route_configure(px_config *cfg)
     }
 }
 
-/* a simple Query another client's query may wait behind on one server connection
- * (pipeline_reads): one statement that reads, leaves no session state, and does not start or
- * end a transaction, so the server is back in the same state after it */
-uint64_t proxy_route_pipeline_shape(const uint8_t *msg, size_t len)
+/* a statement (a simple Query's or an unnamed Parse's text) another client's may wait behind
+ * on one server connection (pipeline_reads): one statement that reads, leaves no session state, and
+ * does not start or end a transaction, so the server is back in the same state after it */
+uint64_t proxy_route_pipeline_shape(const char *q, size_t qlen)
 {
     router_classifier *cls = atomic_load(&route_cls);
-    if (!cls || len < 6 || msg[0] != 'Q')
+    if (!cls)
         return 0;
-    const char *q = (const char *)msg + 5;
     router_class k;
-    router_classify_ex(cls, q, strnlen(q, len - 5), ROUTER_FLAG_FINGERPRINT, &k);
+    router_classify_ex(cls, q, qlen, ROUTER_FLAG_FINGERPRINT, &k);
     bool ok = k.replica_safe && k.statements == 1 && !k.uncertain && !k.txn_begin && !k.txn_end &&
               !k.txn_read_only && !k.sets_session_state && !k.reset_all && !k.pins && !k.unpins &&
               k.tusk_set == ROUTER_TUSK_NONE && k.default_read_only == ROUTER_SETTING_UNCHANGED;

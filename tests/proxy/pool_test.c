@@ -603,13 +603,20 @@ static void test_worker_metrics(void **state)
     pxt_stop(&px, SIGTERM);
 }
 
+/* a query by the simple protocol, or (extended) by PQsendQueryParams: unnamed Parse, Bind,
+ * Describe, Execute, Sync */
+static bool send_read(PGconn *c, const char *sql, bool extended)
+{
+    return extended ? PQsendQueryParams(c, sql, 0, NULL, NULL, NULL, NULL, 0) : PQsendQuery(c, sql);
+}
+
 /* pipeline_reads: with 2 servers and 8 busy clients, reads are sent behind other clients'
  * reads. Every answer must reach its own client: each query names its client and round, and
  * some clients mix in errors, transactions, writes, session SETs and a client that leaves
- * while its read waits behind another. */
-static void test_pipeline_reads(void **state)
+ * while its read waits behind another. extended: the even clients' single statements go as
+ * extended-protocol batches, so both kinds queue behind both kinds. */
+static void pipeline_reads_run(bool extended)
 {
-    (void)state;
     int http = svc_free_port();
     char extra[256];
     snprintf(extra, sizeof(extra),
@@ -641,7 +648,8 @@ static void test_pipeline_reads(void **state)
             else
                 snprintf(sql[i], sizeof(sql[i]),
                          "SELECT %d, %d, count(*) FROM generate_series(1, 3000)", i, round);
-            if (!PQsendQuery(c[i], sql[i]))
+            bool tx = i == 4 && round % 5 == 0; /* several statements: simple only */
+            if (!send_read(c[i], sql[i], extended && i % 2 == 0 && !tx))
                 fail_msg("send %d: %s", i, PQerrorMessage(c[i]));
         }
         for (int i = 0; i < N; i++) {
@@ -671,8 +679,9 @@ static void test_pipeline_reads(void **state)
             /* a client that leaves while its read may be waiting behind another's */
             PGconn *q = pxt_connect(&px, "tusk", "tusk", "tusk");
             for (int i = 0; i < N; i++) /* the shape known fast from the rounds */
-                PQsendQuery(c[i], "SELECT 0, 0, count(*) FROM generate_series(1, 9000)");
-            PQsendQuery(q, "SELECT 1");
+                send_read(c[i], "SELECT 0, 0, count(*) FROM generate_series(1, 9000)",
+                          extended && i % 2 == 0);
+            send_read(q, "SELECT 1", extended);
             PQfinish(q);
             for (int i = 0; i < N; i++) {
                 PGresult *r;
@@ -692,6 +701,18 @@ static void test_pipeline_reads(void **state)
     for (int i = 0; i < N; i++)
         PQfinish(c[i]);
     assert_int_equal(pxt_stop(&px, SIGTERM), 0);
+}
+
+static void test_pipeline_reads(void **state)
+{
+    (void)state;
+    pipeline_reads_run(false);
+}
+
+static void test_pipeline_reads_extended(void **state)
+{
+    (void)state;
+    pipeline_reads_run(true);
 }
 
 /* pipeline_reads never queues a read behind a query whose shape runs slowly: the proxy keeps
@@ -760,6 +781,7 @@ int main(void)
         cmocka_unit_test(test_unreachable_server),
         cmocka_unit_test(test_prepared_lru),
         cmocka_unit_test(test_pipeline_reads),
+        cmocka_unit_test(test_pipeline_reads_extended),
         cmocka_unit_test(test_worker_metrics),
         cmocka_unit_test(test_pipeline_guard),
     };
