@@ -292,6 +292,9 @@ static void collect_in_worker(px_worker *w, void *arg)
     part.n_clients = w->n_clients;
     part.n_servers = w->n_servers;
     part.free_bufs = w->n_free_bufs;
+    struct timespec cpu;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0) /* this runs in the worker */
+        part.cpu_us = (uint64_t)cpu.tv_sec * 1000000u + (uint64_t)cpu.tv_nsec / 1000u;
     pthread_mutex_lock(&r->lock);
     r->parts[job->idx] = part;
     r->done[job->idx] = true;
@@ -382,7 +385,7 @@ bool adm_collect(adm_snap *out, bool with_conns, double timeout_s)
         if (r->done[i]) {
             append_part(out, &r->parts[i]);
             out->worker_clients[i] = r->parts[i].n_clients;
-            out->worker_busy_us[i] = atomic_load(&px_g.workers[i]->busy_us);
+            out->worker_cpu_us[i] = r->parts[i].cpu_us;
             out->workers_answered++;
         }
     pthread_mutex_unlock(&r->lock);

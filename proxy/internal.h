@@ -746,11 +746,6 @@ typedef struct px_worker {
     int n_listeners;
     ev_async wake;
     ev_timer janitor;
-    /* the time this loop spends handling events (worker.c) */
-    ev_check loop_woke;
-    ev_prepare loop_sleeps;
-    double woke_at;
-    _Atomic uint64_t busy_us;
     pthread_mutex_t inbox_lock;
     px_wmsg *inbox;
     /* scratch read buffer shared by all connections of this worker */

@@ -247,11 +247,11 @@ bool adm_metrics_text(pktbuf *b)
     family(b, "tusk_worker_clients", "gauge", "Client connections per worker");
     for (int i = 0; i < s.workers; i++)
         out(b, "tusk_worker_clients{worker=\"%d\"} %d\n", i, s.worker_clients[i]);
-    family(b, "tusk_worker_busy_seconds_total", "counter",
-           "Time each worker's loop spent handling events (not waiting for them)");
+    family(b, "tusk_worker_cpu_seconds_total", "counter",
+           "CPU time each worker thread has used, user and system");
     for (int i = 0; i < s.workers; i++)
-        out(b, "tusk_worker_busy_seconds_total{worker=\"%d\"} %.6f\n", i,
-            (double)s.worker_busy_us[i] / 1e6);
+        out(b, "tusk_worker_cpu_seconds_total{worker=\"%d\"} %.6f\n", i,
+            (double)s.worker_cpu_us[i] / 1e6);
     family(b, "tusk_clients_connected", "gauge", "Client connections, logged in or not");
     out(b, "tusk_clients_connected %d\n", atomic_load(&px_g.n_clients));
     family(b, "tusk_clients_login", "gauge", "Client connections still logging in");

@@ -5,9 +5,6 @@
  * worker for life, so the data path takes no locks. Workers talk to each other only through
  * their inbox (a locked list + ev_async): reloads, cancel requests, shutdown.
  *
- * Each loop measures the time it spends handling events, from waking to sleeping again
- * (tusk_worker_busy_seconds_total): near 100% of a second, the proxy needs more workers.
- *
  * Each pass of the loop ends with px_worker_drain: connections queued for processing run
  * (deferred so no callback re-enters another) and closed connections are freed (so nothing
  * on the stack of a callback points at freed memory).
@@ -29,8 +26,6 @@
 static void accept_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void wake_cb(struct ev_loop *loop, ev_async *a, int revents);
 static void janitor_cb(struct ev_loop *loop, ev_timer *t, int revents);
-static void loop_woke_cb(struct ev_loop *loop, ev_check *c, int revents);
-static void loop_sleeps_cb(struct ev_loop *loop, ev_prepare *p, int revents);
 static void *worker_main(void *arg);
 static void worker_stop_listening(px_worker *w);
 
@@ -201,11 +196,6 @@ static px_worker *worker_new(int idx, px_config *cfg)
     ev_async_start(w->loop, &w->wake);
     ev_timer_init(&w->janitor, janitor_cb, JANITOR_PERIOD, JANITOR_PERIOD);
     ev_timer_start(w->loop, &w->janitor);
-    ev_check_init(&w->loop_woke, loop_woke_cb);
-    ev_set_priority(&w->loop_woke, EV_MAXPRI);
-    ev_check_start(w->loop, &w->loop_woke);
-    ev_prepare_init(&w->loop_sleeps, loop_sleeps_cb);
-    ev_prepare_start(w->loop, &w->loop_sleeps);
 
     if (!w->scratch || !w->free_bufs)
         return NULL;
@@ -220,29 +210,6 @@ static void add_listener(px_worker *w, int fd, bool is_unix)
     l->w = w;
     ev_io_init(&l->io, accept_cb, fd, EV_READ);
     ev_io_start(w->loop, &l->io);
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* loop load                                                                                   */
-/* ------------------------------------------------------------------------------------------ */
-
-static void loop_woke_cb(struct ev_loop *loop, ev_check *c, int revents)
-{
-    (void)loop;
-    (void)revents;
-    px_worker *w = container_of(c, px_worker, loop_woke);
-    w->woke_at = ev_time();
-}
-
-static void loop_sleeps_cb(struct ev_loop *loop, ev_prepare *p, int revents)
-{
-    (void)loop;
-    (void)revents;
-    px_worker *w = container_of(p, px_worker, loop_sleeps);
-    if (w->woke_at > 0)
-        atomic_fetch_add_explicit(&w->busy_us, (uint64_t)((ev_time() - w->woke_at) * 1e6),
-                                  memory_order_relaxed);
-    w->woke_at = 0;
 }
 
 /* start n workers listening as cfg says */
@@ -475,8 +442,6 @@ static void worker_finish(px_worker *w)
     }
     px_worker_drain(w);
     ev_timer_stop(w->loop, &w->janitor);
-    ev_check_stop(w->loop, &w->loop_woke);
-    ev_prepare_stop(w->loop, &w->loop_sleeps);
     ev_async_stop(w->loop, &w->wake);
     ev_break(w->loop, EVBREAK_ALL);
 }
