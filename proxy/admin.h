@@ -52,10 +52,13 @@ typedef struct adm_snap {
     int n_conns, cap_conns;
     int workers_answered, workers;
     int login_clients, n_clients, n_servers, free_bufs;
-    uint64_t cpu_us; /* the answering worker thread's CPU time (one worker's part) */
-    /* per worker (index = worker): its clients; its thread's CPU time, user and system */
+    uint64_t cpu_us;  /* the answering worker thread's CPU time (one worker's part) */
+    uint64_t poll_us; /* ... and its time spent busy polling without work */
+    /* per worker (index = worker): its clients; its thread's CPU time, user and system; the
+     * part of it spent busy polling */
     int worker_clients[PX_MAX_WORKERS];
     uint64_t worker_cpu_us[PX_MAX_WORKERS];
+    uint64_t worker_poll_us[PX_MAX_WORKERS];
 } adm_snap;
 
 /* collect every worker's figures (conns too when with_conns); waits at most timeout_s. Must

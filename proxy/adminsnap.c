@@ -295,6 +295,7 @@ static void collect_in_worker(px_worker *w, void *arg)
     struct timespec cpu;
     if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0) /* this runs in the worker */
         part.cpu_us = (uint64_t)cpu.tv_sec * 1000000u + (uint64_t)cpu.tv_nsec / 1000u;
+    part.poll_us = (uint64_t)(w->poll_seconds * 1e6);
     pthread_mutex_lock(&r->lock);
     r->parts[job->idx] = part;
     r->done[job->idx] = true;
@@ -386,6 +387,7 @@ bool adm_collect(adm_snap *out, bool with_conns, double timeout_s)
             append_part(out, &r->parts[i]);
             out->worker_clients[i] = r->parts[i].n_clients;
             out->worker_cpu_us[i] = r->parts[i].cpu_us;
+            out->worker_poll_us[i] = r->parts[i].poll_us;
             out->workers_answered++;
         }
     pthread_mutex_unlock(&r->lock);

@@ -235,6 +235,7 @@ static void client_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     px_client *c = (px_client *)container_of(io, px_conn, rio);
     px_worker *w = c->io.w;
     (void)loop;
+    w->io_events++;
     if (c->io.closed)
         return;
     if (c->state == CL_LOGIN && c->login && c->login->phase == LG_TLS) {

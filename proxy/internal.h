@@ -218,6 +218,7 @@ typedef struct px_config {
     int pipeline_reads;        /* PX_PIPE_*: a read may be sent behind another on a busy server */
     double pipeline_fast_time; /* ... behind a query whose shape runs faster than this */
     bool tcp_defer_accept;     /* accept only once the startup packet is there (Linux) */
+    double busy_poll_time;     /* longest a worker polls for work before it sleeps; 0 = never */
     int verbose;
     int workers;
     /* pools */
@@ -746,6 +747,14 @@ typedef struct px_worker {
     int n_listeners;
     ev_async wake;
     ev_timer janitor;
+    /* busy polling (worker.c): io_events counts I/O callbacks; the rest adapts the window */
+    ev_check poll_check;
+    ev_idle poll_idle;
+    uint64_t io_events, io_events_seen;
+    double poll_window;  /* how long to poll after the last event now (adapts) */
+    double last_event;   /* loop time of the last I/O callback seen */
+    double poll_started; /* loop time this stretch of polling without work began, or 0 */
+    double poll_seconds; /* total time spent polling without work (a metric) */
     pthread_mutex_t inbox_lock;
     px_wmsg *inbox;
     /* scratch read buffer shared by all connections of this worker */

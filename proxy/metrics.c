@@ -252,6 +252,11 @@ bool adm_metrics_text(pktbuf *b)
     for (int i = 0; i < s.workers; i++)
         out(b, "tusk_worker_cpu_seconds_total{worker=\"%d\"} %.6f\n", i,
             (double)s.worker_cpu_us[i] / 1e6);
+    family(b, "tusk_worker_busy_poll_seconds_total", "counter",
+           "Time each worker spent polling for work instead of sleeping (busy_poll_time)");
+    for (int i = 0; i < s.workers; i++)
+        out(b, "tusk_worker_busy_poll_seconds_total{worker=\"%d\"} %.6f\n", i,
+            (double)s.worker_poll_us[i] / 1e6);
     family(b, "tusk_clients_connected", "gauge", "Client connections, logged in or not");
     out(b, "tusk_clients_connected %d\n", atomic_load(&px_g.n_clients));
     family(b, "tusk_clients_login", "gauge", "Client connections still logging in");

@@ -521,6 +521,7 @@ static void server_read_cb(struct ev_loop *loop, ev_io *io, int revents)
     px_server *s = (px_server *)container_of(io, px_conn, rio);
     px_worker *w = s->io.w;
     (void)loop;
+    w->io_events++;
     (void)revents;
     if (s->io.closed)
         return;

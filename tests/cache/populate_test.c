@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fanout/fanout.h"
 #include "tests/cache/harness.h"
@@ -194,10 +195,14 @@ static void test_merge_window(void **state)
     int64_t u = th_account(e, "mw_u", true, true);
     int64_t a = th_account(e, "mw_a", true, true);
     int64_t old_a = th_post(e, a, NULL, false);
+    /* ids within one millisecond order by a hash-based 16-bit counter that can wrap: let the
+     * millisecond part alone order old_a before the feed's statuses */
+    usleep(2000);
     th_exec(e,
             "INSERT INTO statuses (account_id, text, created_at, updated_at)"
             " SELECT %lld, 'own', now(), now() FROM generate_series(1, 250)",
             (long long)u);
+    usleep(2000);
     int64_t new_a = th_post(e, a, NULL, false);
     th_build_feed(e, CACHE_FEED_HOME, u);
     th_follow(e, u, a, true, NULL);

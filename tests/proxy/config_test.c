@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <math.h>
 
 static void test_defaults(void **state)
 {
@@ -28,6 +29,7 @@ static void test_defaults(void **state)
     assert_true(cfg->workers >= 1);
     assert_int_equal(cfg->pipeline_reads, PX_PIPE_ON);
     assert_true(cfg->pipeline_fast_time == 0.001);
+    assert_true(cfg->busy_poll_time == 0.0001);
     assert_int_equal(cfg->n_dbs, 0);
     px_config_unref(cfg);
 }
@@ -51,6 +53,29 @@ static void test_pipeline_reads(void **state)
         assert_int_equal(cfg->pipeline_reads, cases[i].want);
         px_config_unref(cfg);
     }
+}
+
+static void expect_error(const char *text, const char *needle);
+
+/* busy_poll_time: seconds or a unit; 0 turns polling off; no negative times */
+static void test_busy_poll_time(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value;
+        double want;
+    } cases[] = {{"0", 0}, {"250us", 0.00025}, {"1ms", 0.001}, {"0.00005", 0.00005}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[128], err[512];
+        snprintf(text, sizeof(text), "[pgbouncer]\nlisten_addr = x\nbusy_poll_time = %s\n",
+                 cases[i].value);
+        px_config *cfg = px_config_parse(text, err, sizeof(err));
+        assert_non_null(cfg);
+        assert_true(fabs(cfg->busy_poll_time - cases[i].want) < 1e-12);
+        px_config_unref(cfg);
+    }
+    expect_error("[pgbouncer]\nlisten_addr=x\nbusy_poll_time = -1\n", "busy_poll_time");
+    expect_error("[pgbouncer]\nlisten_addr=x\nbusy_poll_time = spin\n", "busy_poll_time");
 }
 
 static void test_full(void **state)
@@ -228,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_no_fallback),       cmocka_unit_test(test_unknown_keys_warn),
         cmocka_unit_test(test_bad_values),        cmocka_unit_test(test_auth_file),
         cmocka_unit_test(test_debian_stock_file), cmocka_unit_test(test_pipeline_reads),
+        cmocka_unit_test(test_busy_poll_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -603,6 +604,94 @@ static void test_worker_metrics(void **state)
     pxt_stop(&px, SIGTERM);
 }
 
+/* a per-worker series summed over the workers there are */
+static double worker_sum(int http, const char *family)
+{
+    int st;
+    char *m = pxt_http_get(http, "/metrics", &st);
+    assert_int_equal(st, 200);
+    double sum = 0;
+    int found = 0;
+    for (int i = 0;; i++) {
+        char key[160];
+        snprintf(key, sizeof(key), "\n%s{worker=\"%d\"} ", family, i);
+        const char *line = strstr(m, key);
+        if (!line)
+            break;
+        sum += strtod(line + strlen(key), NULL);
+        found++;
+    }
+    free(m);
+    if (!found)
+        fail_msg("no %s in /metrics", family);
+    return sum;
+}
+
+static double elapsed_since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* busy_poll_time: a serial client's round trips are polled through; a worker whose events come
+ * further apart than busy_poll_time stops polling (the window adapts); 0, set by a reload,
+ * stops it altogether */
+static void test_busy_poll(void **state)
+{
+    (void)state;
+    static const char *poll_series = "tusk_worker_busy_poll_seconds_total";
+    int http = svc_free_port();
+    char extra[256];
+    snprintf(extra, sizeof(extra),
+             "pool_mode = transaction\nbusy_poll_time = 20ms\nadmin_listen = 127.0.0.1:%d\n", http);
+    pxt_proxy px;
+    pxt_start(&px, extra, NULL, NULL);
+    PGconn *c = pxt_connect(&px, "tusk", "tusk", "tusk");
+
+    /* back-to-back queries: every gap is far under 20 ms, so the worker polls through them */
+    double p0 = worker_sum(http, poll_series);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < 300; i++)
+        assert_int_equal(pxt_int(c, "SELECT 1"), 1);
+    double p1 = worker_sum(http, poll_series), wall = elapsed_since(&t0);
+    if (!(p1 - p0 > 0.0005 && p1 - p0 < wall + 0.1))
+        fail_msg("300 serial queries in %.3f s: the workers polled %.6f s", wall, p1 - p0);
+
+    /* a query every 20 ms with busy_poll_time 2 ms: polling the full 2 ms after every answer
+     * would add up to over 60 ms; the adapted window polls a quarter of it, once per query */
+    snprintf(extra, sizeof(extra),
+             "pool_mode = transaction\nbusy_poll_time = 2ms\nadmin_listen = 127.0.0.1:%d\n", http);
+    pxt_reload(&px, extra, NULL);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pxt_int(c, "SELECT 1"), 1);
+    p0 = worker_sum(http, poll_series);
+    for (int i = 0; i < 30; i++) {
+        usleep(20 * 1000);
+        assert_int_equal(pxt_int(c, "SELECT 1"), 1);
+    }
+    p1 = worker_sum(http, poll_series);
+    if (p1 - p0 > 0.040)
+        fail_msg("30 queries 20 ms apart: the workers polled %.6f s (busy_poll_time 2 ms)",
+                 p1 - p0);
+
+    /* busy_poll_time = 0: no polling at all */
+    snprintf(extra, sizeof(extra),
+             "pool_mode = transaction\nbusy_poll_time = 0\nadmin_listen = 127.0.0.1:%d\n", http);
+    pxt_reload(&px, extra, NULL);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pxt_int(c, "SELECT 1"), 1);
+    p0 = worker_sum(http, poll_series);
+    for (int i = 0; i < 300; i++)
+        assert_int_equal(pxt_int(c, "SELECT 1"), 1);
+    p1 = worker_sum(http, poll_series);
+    if (p1 != p0)
+        fail_msg("busy_poll_time = 0, yet the workers polled %.6f s", p1 - p0);
+    PQfinish(c);
+    pxt_stop(&px, SIGTERM);
+}
+
 /* a query by the simple protocol, or (extended) by PQsendQueryParams: unnamed Parse, Bind,
  * Describe, Execute, Sync */
 static bool send_read(PGconn *c, const char *sql, bool extended)
@@ -783,6 +872,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_reads),
         cmocka_unit_test(test_pipeline_reads_extended),
         cmocka_unit_test(test_worker_metrics),
+        cmocka_unit_test(test_busy_poll),
         cmocka_unit_test(test_pipeline_guard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
