@@ -634,6 +634,29 @@ static double elapsed_since(const struct timespec *t0)
     return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+/* (re)write the proxy's config with this busy_poll_time; the first query after a reload may
+ * still close a polling stretch begun before it, so the caller's figures start after 3 */
+static void busy_poll_config(pxt_proxy *px, int http, const char *value, bool start)
+{
+    char extra[256];
+    snprintf(extra, sizeof(extra),
+             "pool_mode = transaction\nbusy_poll_time = %s\nadmin_listen = 127.0.0.1:%d\n", value,
+             http);
+    if (start)
+        pxt_start(px, extra, NULL, NULL);
+    else
+        pxt_reload(px, extra, NULL);
+}
+
+static void run_selects(PGconn *c, int n, int gap_ms)
+{
+    for (int i = 0; i < n; i++) {
+        if (gap_ms)
+            usleep((useconds_t)gap_ms * 1000);
+        assert_int_equal(pxt_int(c, "SELECT 1"), 1);
+    }
+}
+
 /* busy_poll_time: a serial client's round trips are polled through; a worker whose events come
  * further apart than busy_poll_time stops polling (the window adapts); 0, set by a reload,
  * stops it altogether */
@@ -642,49 +665,35 @@ static void test_busy_poll(void **state)
     (void)state;
     static const char *poll_series = "tusk_worker_busy_poll_seconds_total";
     int http = svc_free_port();
-    char extra[256];
-    snprintf(extra, sizeof(extra),
-             "pool_mode = transaction\nbusy_poll_time = 20ms\nadmin_listen = 127.0.0.1:%d\n", http);
     pxt_proxy px;
-    pxt_start(&px, extra, NULL, NULL);
+    busy_poll_config(&px, http, "20ms", true);
     PGconn *c = pxt_connect(&px, "tusk", "tusk", "tusk");
 
     /* back-to-back queries: every gap is far under 20 ms, so the worker polls through them */
     double p0 = worker_sum(http, poll_series);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (int i = 0; i < 300; i++)
-        assert_int_equal(pxt_int(c, "SELECT 1"), 1);
+    run_selects(c, 300, 0);
     double p1 = worker_sum(http, poll_series), wall = elapsed_since(&t0);
     if (!(p1 - p0 > 0.0005 && p1 - p0 < wall + 0.1))
         fail_msg("300 serial queries in %.3f s: the workers polled %.6f s", wall, p1 - p0);
 
     /* a query every 20 ms with busy_poll_time 2 ms: polling the full 2 ms after every answer
      * would add up to over 60 ms; the adapted window polls a quarter of it, once per query */
-    snprintf(extra, sizeof(extra),
-             "pool_mode = transaction\nbusy_poll_time = 2ms\nadmin_listen = 127.0.0.1:%d\n", http);
-    pxt_reload(&px, extra, NULL);
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(pxt_int(c, "SELECT 1"), 1);
+    busy_poll_config(&px, http, "2ms", false);
+    run_selects(c, 3, 0);
     p0 = worker_sum(http, poll_series);
-    for (int i = 0; i < 30; i++) {
-        usleep(20 * 1000);
-        assert_int_equal(pxt_int(c, "SELECT 1"), 1);
-    }
+    run_selects(c, 30, 20);
     p1 = worker_sum(http, poll_series);
     if (p1 - p0 > 0.040)
         fail_msg("30 queries 20 ms apart: the workers polled %.6f s (busy_poll_time 2 ms)",
                  p1 - p0);
 
     /* busy_poll_time = 0: no polling at all */
-    snprintf(extra, sizeof(extra),
-             "pool_mode = transaction\nbusy_poll_time = 0\nadmin_listen = 127.0.0.1:%d\n", http);
-    pxt_reload(&px, extra, NULL);
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(pxt_int(c, "SELECT 1"), 1);
+    busy_poll_config(&px, http, "0", false);
+    run_selects(c, 3, 0);
     p0 = worker_sum(http, poll_series);
-    for (int i = 0; i < 300; i++)
-        assert_int_equal(pxt_int(c, "SELECT 1"), 1);
+    run_selects(c, 300, 0);
     p1 = worker_sum(http, poll_series);
     if (p1 != p0)
         fail_msg("busy_poll_time = 0, yet the workers polled %.6f s", p1 - p0);
