@@ -29,6 +29,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents);
 static void wake_cb(struct ev_loop *loop, ev_async *a, int revents);
 static void janitor_cb(struct ev_loop *loop, ev_timer *t, int revents);
 static void poll_check_cb(struct ev_loop *loop, ev_check *c, int revents);
+static void poll_configure(px_worker *w);
 static void poll_idle_cb(struct ev_loop *loop, ev_idle *i, int revents);
 static void *worker_main(void *arg);
 static void worker_stop_listening(px_worker *w);
@@ -201,9 +202,8 @@ static px_worker *worker_new(int idx, px_config *cfg)
     ev_timer_init(&w->janitor, janitor_cb, JANITOR_PERIOD, JANITOR_PERIOD);
     ev_timer_start(w->loop, &w->janitor);
     ev_check_init(&w->poll_check, poll_check_cb);
-    ev_check_start(w->loop, &w->poll_check);
-    ev_unref(w->loop); /* watching the loop must not keep it running */
     ev_idle_init(&w->poll_idle, poll_idle_cb);
+    poll_configure(w);
 
     if (!w->scratch || !w->free_bufs)
         return NULL;
@@ -411,6 +411,23 @@ static void poll_check_cb(struct ev_loop *loop, ev_check *c, int revents)
         ev_idle_stop(loop, &w->poll_idle);
 }
 
+/* watch the loop only while busy_poll_time is set: with it off, a pass costs nothing extra */
+static void poll_configure(px_worker *w)
+{
+    bool on = w->cfg->busy_poll_time > 0;
+    if (on && !ev_is_active(&w->poll_check)) {
+        ev_check_start(w->loop, &w->poll_check);
+        ev_unref(w->loop); /* watching the loop must not keep it running */
+    } else if (!on && ev_is_active(&w->poll_check)) {
+        ev_ref(w->loop);
+        ev_check_stop(w->loop, &w->poll_check);
+        if (ev_is_active(&w->poll_idle))
+            ev_idle_stop(w->loop, &w->poll_idle);
+        poll_account(w, ev_now(w->loop));
+        w->poll_window = 0;
+    }
+}
+
 /* runs when a poll found nothing to do */
 static void poll_idle_cb(struct ev_loop *loop, ev_idle *i, int revents)
 {
@@ -580,6 +597,7 @@ static void wake_cb(struct ev_loop *loop, ev_async *a, int revents)
             m->cfg = NULL;
             for (px_pool *p = w->pools; p; p = p->next)
                 px_pool_apply_config(p, w->cfg);
+            poll_configure(w);
             break;
         case WMSG_CANCEL:
             px_cancel_deliver(w, m);
