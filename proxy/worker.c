@@ -396,9 +396,7 @@ static void poll_check_cb(struct ev_loop *loop, ev_check *c, int revents)
     double gap = now - w->last_event;
     w->last_event = now;
     poll_account(w, now);
-    if (limit <= 0) {
-        w->poll_window = 0;
-    } else if (!ev_is_active(&w->poll_idle)) { /* the worker slept (or was not polling) */
+    if (!ev_is_active(&w->poll_idle)) { /* the worker slept (or was not polling) */
         if (gap <= limit)
             w->poll_window =
                 w->poll_window < limit / 4 ? limit / 4 : fmin(w->poll_window * 2, limit);
@@ -407,14 +405,13 @@ static void poll_check_cb(struct ev_loop *loop, ev_check *c, int revents)
     }
     if (w->poll_window > 0 && !ev_is_active(&w->poll_idle))
         ev_idle_start(loop, &w->poll_idle);
-    else if (w->poll_window <= 0 && ev_is_active(&w->poll_idle))
-        ev_idle_stop(loop, &w->poll_idle);
 }
 
 /* watch the loop only while busy_poll_time is set: with it off, a pass costs nothing extra */
 static void poll_configure(px_worker *w)
 {
     bool on = w->cfg->busy_poll_time > 0;
+    w->poll_window = fmin(w->poll_window, w->cfg->busy_poll_time); /* a reload may lower it */
     if (on && !ev_is_active(&w->poll_check)) {
         ev_check_start(w->loop, &w->poll_check);
         ev_unref(w->loop); /* watching the loop must not keep it running */
