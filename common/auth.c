@@ -51,18 +51,94 @@ static int emit(char *out, size_t cap, const char *s, size_t len);
 
 /* =========================== md5 =========================== */
 
+/* ======================= digests and random bytes ======================= */
+
+/*
+ * OpenSSL 3 looks a digest up by name (locks, string compares, a parameter walk) every time
+ * EVP_md5() or EVP_sha256() is used, and its DRBG re-keys a cipher on every RAND_bytes call.
+ * Per login that was about 5 us of a proxy's ~95 us (perf, pgbench -C), so the digests are
+ * fetched once and random bytes come from a per-thread buffer that RAND_bytes refills.
+ */
+static EVP_MD *md5_md, *sha256_md;
+static pthread_once_t digests_once = PTHREAD_ONCE_INIT;
+
+static void digests_init(void)
+{
+    md5_md = EVP_MD_fetch(NULL, "MD5", NULL);
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+/* NULL only when the OpenSSL in use lacks the digest (a FIPS-only md5, say) */
+static const EVP_MD *digest_md5(void)
+{
+    pthread_once(&digests_once, digests_init);
+    return md5_md;
+}
+
+static const EVP_MD *digest_sha256(void)
+{
+    pthread_once(&digests_once, digests_init);
+    return sha256_md;
+}
+
+/* one digest over up to two parts; false if the digest is unavailable */
+static bool digest2(const EVP_MD *md, const void *a, size_t alen, const void *b, size_t blen,
+                    uint8_t *out, unsigned int want)
+{
+    unsigned int dlen = 0;
+    EVP_MD_CTX *ctx = md ? EVP_MD_CTX_new() : NULL;
+    bool ok = ctx && EVP_DigestInit_ex2(ctx, md, NULL) == 1 &&
+              EVP_DigestUpdate(ctx, a, alen) == 1 &&
+              (!blen || EVP_DigestUpdate(ctx, b, blen) == 1) &&
+              EVP_DigestFinal_ex(ctx, out, &dlen) == 1 && dlen == want;
+    EVP_MD_CTX_free(ctx);
+    return ok;
+}
+
+#define RANDOM_BUF_LEN 512
+static _Thread_local uint8_t random_buf[RANDOM_BUF_LEN];
+static _Thread_local size_t random_left;
+static _Thread_local unsigned random_gen;
+static unsigned random_fork_gen; /* bumped in a forked child: its copy of a buffer is stale */
+static pthread_once_t random_once = PTHREAD_ONCE_INIT;
+
+static void random_forked(void)
+{
+    random_fork_gen++;
+}
+static void random_init(void)
+{
+    pthread_atfork(NULL, NULL, random_forked);
+}
+
+bool auth_random_bytes(void *out, size_t n)
+{
+    pthread_once(&random_once, random_init);
+    if (n > RANDOM_BUF_LEN / 4)
+        return RAND_bytes(out, (int)n) == 1;
+    if (random_gen != random_fork_gen) {
+        random_left = 0;
+        random_gen = random_fork_gen;
+    }
+    if (random_left < n) {
+        if (RAND_bytes(random_buf, RANDOM_BUF_LEN) != 1)
+            return false;
+        random_left = RANDOM_BUF_LEN;
+    }
+    /* hand out from the end and wipe what was handed out: no byte is given twice */
+    random_left -= n;
+    memcpy(out, random_buf + random_left, n);
+    OPENSSL_cleanse(random_buf + random_left, n);
+    return true;
+}
+
+/* =========================== md5 =========================== */
+
 /* "md5" + hex(md5(password || user)), as PostgreSQL stores md5 passwords */
 void auth_md5_hash(const char *password, const char *user, char out[36])
 {
     uint8_t digest[16];
-    unsigned int dlen = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1 &&
-              EVP_DigestUpdate(ctx, password, strlen(password)) == 1 &&
-              EVP_DigestUpdate(ctx, user, strlen(user)) == 1 &&
-              EVP_DigestFinal_ex(ctx, digest, &dlen) == 1 && dlen == 16;
-    EVP_MD_CTX_free(ctx);
-    if (!ok) {
+    if (!digest2(digest_md5(), password, strlen(password), user, strlen(user), digest, 16)) {
         /* only an OpenSSL without md5 gets here; an unguessable value fails every compare */
         memset(out, 0, 36);
         return;
@@ -75,14 +151,8 @@ void auth_md5_hash(const char *password, const char *user, char out[36])
 void auth_md5_salted(const char *md5_hash, const uint8_t salt[4], char out[36])
 {
     uint8_t digest[16];
-    unsigned int dlen = 0;
-    size_t hlen = strnlen(md5_hash, 35);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    bool ok = hlen == 35 && ctx && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1 &&
-              EVP_DigestUpdate(ctx, md5_hash + 3, 32) == 1 && EVP_DigestUpdate(ctx, salt, 4) == 1 &&
-              EVP_DigestFinal_ex(ctx, digest, &dlen) == 1 && dlen == 16;
-    EVP_MD_CTX_free(ctx);
-    if (!ok) {
+    if (strnlen(md5_hash, 35) != 35 ||
+        !digest2(digest_md5(), md5_hash + 3, 32, salt, 4, digest, 16)) {
         memset(out, 0, 36);
         return;
     }
@@ -257,7 +327,7 @@ void auth_scram_server_init_mock(auth_scram_server *st, const char *user)
     s.salt_len = SCRAM_DEFAULT_SALT_LEN;
     bool ok = pthread_once(&mock_once, mock_key_init) == 0 && mock_key_ok &&
               hmac_sha256(mock_key, sizeof(mock_key), user, strlen(user), mac) &&
-              RAND_bytes(s.stored_key, 32) == 1 && RAND_bytes(s.server_key, 32) == 1;
+              auth_random_bytes(s.stored_key, 32) && auth_random_bytes(s.server_key, 32);
     memcpy(s.salt, mac, SCRAM_DEFAULT_SALT_LEN);
     auth_scram_server_init(st, &s);
     st->mock = true;
@@ -773,24 +843,37 @@ static bool valid_nonce(const char *s, size_t len)
 static bool make_nonce(char *out, size_t cap)
 {
     uint8_t raw[SCRAM_RAW_NONCE_LEN];
-    if (RAND_bytes(raw, sizeof(raw)) != 1)
+    if (!auth_random_bytes(raw, sizeof(raw)))
         return false;
     return b64_encode(raw, sizeof(raw), out, cap) > 0;
 }
 
-/* HMAC-SHA-256 */
+/* HMAC-SHA-256 (RFC 2104) over the fetched digest, keys up to 64 bytes: OpenSSL's HMAC() looks up a
+ * MAC and a digest by name on every call, and a SCRAM exchange makes several */
 static bool hmac_sha256(const uint8_t *key, size_t key_len, const void *data, size_t len,
                         uint8_t out[32])
 {
-    unsigned int olen = 0;
-    return HMAC(EVP_sha256(), key, (int)key_len, data, len, out, &olen) != NULL && olen == 32;
+    const EVP_MD *md = digest_sha256();
+    uint8_t k[64] = {0}, pad[64], inner[32];
+    if (key_len > sizeof(k))
+        return false; /* SCRAM's keys are 32 bytes; longer ones would need hashing first */
+    memcpy(k, key, key_len);
+    for (int i = 0; i < 64; i++)
+        pad[i] = k[i] ^ 0x36;
+    bool ok = digest2(md, pad, sizeof(pad), data, len, inner, 32);
+    for (int i = 0; i < 64; i++)
+        pad[i] = k[i] ^ 0x5c;
+    ok = ok && digest2(md, pad, sizeof(pad), inner, sizeof(inner), out, 32);
+    OPENSSL_cleanse(k, sizeof(k));
+    OPENSSL_cleanse(pad, sizeof(pad));
+    OPENSSL_cleanse(inner, sizeof(inner));
+    return ok;
 }
 
 /* SHA-256 */
 static bool sha256(const void *data, size_t len, uint8_t out[32])
 {
-    unsigned int olen = 0;
-    return EVP_Digest(data, len, out, &olen, EVP_sha256(), NULL) == 1 && olen == 32;
+    return digest2(digest_sha256(), data, len, NULL, 0, out, 32);
 }
 
 /* SaltedPassword by PBKDF2, then ClientKey and ServerKey from it */
@@ -800,7 +883,7 @@ static bool salted_keys(const char *password, const uint8_t *salt, size_t salt_l
     uint8_t salted[32];
     bool ok = salt_len <= INT_MAX &&
               PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, (int)salt_len, iterations,
-                                EVP_sha256(), 32, salted) == 1 &&
+                                digest_sha256(), 32, salted) == 1 &&
               hmac_sha256(salted, 32, "Client Key", 10, client_key) &&
               hmac_sha256(salted, 32, "Server Key", 10, server_key);
     OPENSSL_cleanse(salted, sizeof(salted));

@@ -102,6 +102,9 @@ void userlist_free(userlist *list);
 #define AUTH_SCRAM_MAX_MSG 1024 /* longest SASL message accepted or produced */
 #define AUTH_SCRAM_NONCE_MAX 128
 #define AUTH_SCRAM_DEFAULT_ITERATIONS 4096
+/* n cryptographically strong random bytes (OpenSSL's DRBG through a per-thread buffer: salts,
+ * nonces and cancel keys cost no DRBG call each); false if OpenSSL has none to give */
+bool auth_random_bytes(void *out, size_t n);
 /* "md5" + hex(md5(password || user)), 35 chars + NUL */
 void auth_md5_hash(const char *password, const char *user, char out[36]);
 /* AuthenticationMD5Password answer: "md5" + hex(md5(hex-part-of(md5_hash) || salt)) */

@@ -7,7 +7,6 @@
 #include "proxy/internal.h"
 
 #include <errno.h>
-#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -78,7 +77,7 @@ void px_cancel_register(px_client *c)
         return;
     }
     do {
-        if (RAND_bytes((uint8_t *)rnd, sizeof(rnd)) != 1) {
+        if (!auth_random_bytes(rnd, sizeof(rnd))) {
             rnd[0] = (uint32_t)random();
             rnd[1] = (uint32_t)random() ^ (uint32_t)(uintptr_t)c;
         }

@@ -15,7 +15,6 @@
 #include "proxy/internal.h"
 
 #include <arpa/inet.h>
-#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <pwd.h>
 #include <sys/socket.h>
@@ -93,6 +92,7 @@ void px_client_accept(px_worker *w, int fd, const struct sockaddr *sa, socklen_t
     }
     px_list_add_tail(&w->login_clients, &c->node);
     w->n_clients++;
+    px_steer_update();
     int n = atomic_fetch_add(&px_g.n_clients, 1) + 1;
     px_conn_start(&c->io);
     if (n > w->cfg->max_client_conn) {
@@ -176,6 +176,7 @@ void px_client_close(px_client *c, const char *reason)
     c->state = CL_CLOSED;
     atomic_fetch_sub(&px_g.n_clients, 1);
     w->n_clients--;
+    px_steer_update();
     c->io.zombie_next = w->zombies;
     w->zombies = &c->io;
 }
@@ -739,7 +740,7 @@ static void ask_password(px_client *c)
     if (want == AUTH_PLAIN) {
         pkt_auth(b, 3, NULL, 0);
     } else if (want == AUTH_MD5) {
-        if (RAND_bytes(lg->salt, 4) != 1) {
+        if (!auth_random_bytes(lg->salt, 4)) {
             px_client_fail(c, "53200", "no random bytes for the md5 salt");
             return;
         }

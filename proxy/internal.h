@@ -221,6 +221,7 @@ typedef struct px_config {
     double busy_poll_time;     /* longest a worker polls for work before it sleeps; 0 = never */
     int verbose;
     int workers;
+    int worker_pack_clients; /* new connections go to worker 0 while it has fewer (steer.c) */
     /* pools */
     int pool_mode;
     int default_pool_size, min_pool_size, reserve_pool_size;
@@ -768,7 +769,8 @@ typedef struct px_worker {
     px_conn *zombies; /* closed conns, freed at the end of the pass (zombie_next) */
     px_pool *pools;
     px_list login_clients; /* clients before login completes */
-    int n_clients, n_servers;
+    atomic_int n_clients;  /* read by other workers' steering (steer.c) */
+    int n_servers;
     px_intern intern;
     px_stmt_registry stmts;
     pktbuf tmp;                        /* scratch for building messages */
@@ -796,6 +798,17 @@ typedef struct px_global {
 } px_global;
 
 extern px_global px_g;
+
+/* steer.c: which worker the kernel gives new TCP connections (a BPF program on the
+ * SO_REUSEPORT group); start once the listeners exist, update when a worker's client count
+ * changes, stop before any listener closes */
+void px_steer_start(void);
+void px_steer_update(void);
+void px_steer_janitor(px_worker *w, double now);
+void px_steer_stop(void);
+int px_steer_target(void); /* -1: the kernel hashes */
+/* is w the worker new connections are packed onto, light load (the one that may busy-poll)? */
+bool px_steer_packed(const px_worker *w);
 
 /* allocate / return an I/O buffer of w->buf_size bytes */
 uint8_t *px_buf_get(px_worker *w);

@@ -257,6 +257,9 @@ bool adm_metrics_text(pktbuf *b)
     for (int i = 0; i < s.workers; i++)
         out(b, "tusk_worker_busy_poll_seconds_total{worker=\"%d\"} %.6f\n", i,
             (double)s.worker_poll_us[i] / 1e6);
+    family(b, "tusk_workers_steer_target", "gauge",
+           "Worker new TCP connections go to (-1: the kernel spreads them)");
+    out(b, "tusk_workers_steer_target %d\n", px_steer_target());
     family(b, "tusk_clients_connected", "gauge", "Client connections, logged in or not");
     out(b, "tusk_clients_connected %d\n", atomic_load(&px_g.n_clients));
     family(b, "tusk_clients_login", "gauge", "Client connections still logging in");

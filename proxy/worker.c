@@ -269,6 +269,7 @@ bool px_workers_start(px_config *cfg, int n, char *err, size_t errlen)
             return false;
         }
     }
+    px_steer_start();
     return true;
 }
 
@@ -403,7 +404,9 @@ static void poll_check_cb(struct ev_loop *loop, ev_check *c, int revents)
         else
             w->poll_window = w->poll_window / 2 < limit / 4 ? 0 : w->poll_window / 2;
     }
-    if (w->poll_window > 0 && !ev_is_active(&w->poll_idle))
+    /* only the loop that light load is packed onto polls: the other cores are then free, and
+     * polling on cores that all have work only takes turns with that work */
+    if (w->poll_window > 0 && !ev_is_active(&w->poll_idle) && px_steer_packed(w))
         ev_idle_start(loop, &w->poll_idle);
 }
 
@@ -515,6 +518,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 
 static void worker_stop_listening(px_worker *w)
 {
+    px_steer_stop(); /* before a listener closes: the program may name it */
     for (int i = 0; i < w->n_listeners; i++) {
         ev_io_stop(w->loop, &w->listeners[i].io);
         if (!w->listeners[i].is_unix && w->listeners[i].fd >= 0) {
@@ -650,6 +654,8 @@ static void janitor_cb(struct ev_loop *loop, ev_timer *t, int revents)
     }
     for (px_pool *p = w->pools; p; p = p->next)
         px_pool_janitor(p, now);
+    if (!w->shutting_down)
+        px_steer_janitor(w, now);
     if (!w->shutting_down)
         for (int i = 0; i < w->n_listeners; i++)
             if (!ev_is_active(&w->listeners[i].io))

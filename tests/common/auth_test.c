@@ -5,6 +5,8 @@
 #include <cmocka.h>
 #include <string.h>
 #include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "common/common.h"
 
 /* RFC 7677 section 3 */
@@ -551,6 +553,41 @@ static void test_mock_and_cached_keys(void **state)
     assert_true(auth_scram_client_verify_server(&cl, RFC_SERVER_FINAL, strlen(RFC_SERVER_FINAL)));
 }
 
+/* the per-thread buffer never hands out a byte twice, across refills and after a fork */
+static void test_random_bytes(void **state)
+{
+    (void)state;
+    enum { DRAWS = 2000 };
+    static uint64_t seen[DRAWS];
+    for (int i = 0; i < DRAWS; i++) {
+        assert_true(auth_random_bytes(&seen[i], sizeof(seen[i])));
+        for (int j = 0; j < i; j++)
+            assert_true(seen[j] != seen[i]);
+    }
+    uint8_t big[4096] = {0}, zero[4096] = {0};
+    assert_true(auth_random_bytes(big, sizeof(big)));
+    assert_memory_not_equal(big, zero, sizeof(big));
+    /* a child must not repeat what the parent draws next */
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        uint64_t v = 0;
+        _exit(auth_random_bytes(&v, sizeof(v)) && write(fds[1], &v, sizeof(v)) == sizeof(v) ? 0
+                                                                                            : 1);
+    }
+    uint64_t child = 0, parent = 0;
+    assert_int_equal(read(fds[0], &child, sizeof(child)), sizeof(child));
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(status, 0);
+    assert_true(auth_random_bytes(&parent, sizeof(parent)));
+    assert_true(child != parent);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 static void test_md5(void **state)
 {
     char out[36];
@@ -686,6 +723,7 @@ int main(void)
         cmocka_unit_test(test_saslprep),
         cmocka_unit_test(test_mock_and_cached_keys),
         cmocka_unit_test(test_md5),
+        cmocka_unit_test(test_random_bytes),
         cmocka_unit_test(test_base64),
         cmocka_unit_test(test_str_helpers),
     };

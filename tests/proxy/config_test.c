@@ -29,7 +29,8 @@ static void test_defaults(void **state)
     assert_true(cfg->workers >= 1);
     assert_int_equal(cfg->pipeline_reads, PX_PIPE_ON);
     assert_true(cfg->pipeline_fast_time == 0.001);
-    assert_true(cfg->busy_poll_time == 0);
+    assert_true(fabs(cfg->busy_poll_time - 0.0001) < 1e-12);
+    assert_int_equal(cfg->worker_pack_clients, 16);
     assert_int_equal(cfg->n_dbs, 0);
     px_config_unref(cfg);
 }

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -576,7 +577,11 @@ static void test_worker_metrics(void **state)
     (void)state;
     int http = svc_free_port();
     char extra[256];
-    snprintf(extra, sizeof(extra), "pool_mode = transaction\nadmin_listen = 127.0.0.1:%d\n", http);
+    /* no packing: new connections go to the worker with the fewest clients (steer.c) */
+    snprintf(extra, sizeof(extra),
+             "pool_mode = transaction\nworkers = 2\nworker_pack_clients = 0\n"
+             "admin_listen = 127.0.0.1:%d\n",
+             http);
     pxt_proxy px;
     pxt_start(&px, extra, NULL, NULL);
     enum { N = 16 };
@@ -586,9 +591,8 @@ static void test_worker_metrics(void **state)
     double w0 = metric(http, "tusk_worker_clients{worker=\"0\"}");
     double w1 = metric(http, "tusk_worker_clients{worker=\"1\"}");
     assert_true(w0 + w1 >= N); /* >=: the start-up check's connection may not be gone yet */
-    /* N connections from N source ports all on one worker: odds of 2 in 65536 */
-    if (w0 == 0 || w1 == 0)
-        fail_msg("all %d clients are on one worker (%g and %g)", N, w0, w1);
+    if (fabs(w0 - w1) > 1)
+        fail_msg("%d clients are spread %g and %g over the workers", N, w0, w1);
     double busy0 = metric(http, "tusk_worker_cpu_seconds_total{worker=\"0\"}") +
                    metric(http, "tusk_worker_cpu_seconds_total{worker=\"1\"}");
     for (int round = 0; round < 200; round++)
@@ -600,6 +604,65 @@ static void test_worker_metrics(void **state)
     if (!(busy1 - busy0 > 0.0096 && busy1 - busy0 < 120))
         fail_msg("the workers' CPU time grew by %g s over 3200 queries", busy1 - busy0);
     for (int i = 0; i < N; i++)
+        PQfinish(c[i]);
+    pxt_stop(&px, SIGTERM);
+}
+
+/* wait up to 3 s until the proxy has exactly n clients (a start-up check's may linger) */
+static void wait_clients(int http, double n)
+{
+    for (int i = 0; i < 300 && metric(http, "tusk_clients_connected") != n; i++)
+        usleep(10000);
+    assert_true(metric(http, "tusk_clients_connected") == n);
+}
+
+static void expect_spread(int http, double want0, double want1, const char *when)
+{
+    double w0 = metric(http, "tusk_worker_clients{worker=\"0\"}");
+    double w1 = metric(http, "tusk_worker_clients{worker=\"1\"}");
+    if (w0 != want0 || w1 != want1)
+        fail_msg("%s: the workers have %g and %g clients, expected %g and %g", when, w0, w1, want0,
+                 want1);
+}
+
+/* steering: new connections are packed onto worker 0 below worker_pack_clients, then go to
+ * the worker with the fewest; hashing would put 4 in a row on worker 0 one time in 16 */
+static void test_steer(void **state)
+{
+    (void)state;
+    int http = svc_free_port();
+    char extra[256];
+    const char *fmt = "pool_mode = transaction\nworkers = 2\nworker_pack_clients = %d\n"
+                      "admin_listen = 127.0.0.1:%d\n";
+    snprintf(extra, sizeof(extra), fmt, 4, http);
+    pxt_proxy px;
+    pxt_start(&px, extra, NULL, NULL);
+    wait_clients(http, 0);
+    enum { N = 12 };
+    PGconn *c[N];
+    for (int i = 0; i < 4; i++)
+        c[i] = pxt_connect(&px, "tusk", "tusk", "tusk");
+    expect_spread(http, 4, 0, "4 clients, packing below 4");
+    assert_true(metric(http, "tusk_workers_steer_target") == 1);
+    for (int i = 4; i < N; i++)
+        c[i] = pxt_connect(&px, "tusk", "tusk", "tusk");
+    expect_spread(http, 6, 6, "12 clients, packing below 4");
+    for (int i = 0; i < N; i++)
+        assert_int_equal(pxt_int(c[i], "SELECT 1"), 1);
+    for (int i = 0; i < N; i++)
+        PQfinish(c[i]);
+    wait_clients(http, 0);
+    for (int i = 0; i < 3; i++)
+        c[i] = pxt_connect(&px, "tusk", "tusk", "tusk");
+    expect_spread(http, 3, 0, "3 clients after all left");
+    /* a reload to 0 turns packing off: the next three go to worker 1, which has fewer */
+    snprintf(extra, sizeof(extra), fmt, 0, http);
+    pxt_reload(&px, extra, NULL);
+    usleep(500000); /* the janitor (every 0.2 s) re-steers after a reload */
+    for (int i = 3; i < 6; i++)
+        c[i] = pxt_connect(&px, "tusk", "tusk", "tusk");
+    expect_spread(http, 3, 3, "6 clients, no packing");
+    for (int i = 0; i < 6; i++)
         PQfinish(c[i]);
     pxt_stop(&px, SIGTERM);
 }
@@ -636,12 +699,13 @@ static double elapsed_since(const struct timespec *t0)
 
 /* (re)write the proxy's config with this busy_poll_time; the first query after a reload may
  * still close a polling stretch begun before it, so the caller's figures start after 3 */
-static void busy_poll_config(pxt_proxy *px, int http, const char *value, bool start)
+static void busy_poll_config(pxt_proxy *px, int http, const char *value, int pack, bool start)
 {
     char extra[256];
     snprintf(extra, sizeof(extra),
-             "pool_mode = transaction\nbusy_poll_time = %s\nadmin_listen = 127.0.0.1:%d\n", value,
-             http);
+             "pool_mode = transaction\nworkers = 2\nworker_pack_clients = %d\n"
+             "busy_poll_time = %s\nadmin_listen = 127.0.0.1:%d\n",
+             pack, value, http);
     if (start)
         pxt_start(px, extra, NULL, NULL);
     else
@@ -657,16 +721,30 @@ static void run_selects(PGconn *c, int n, int gap_ms)
     }
 }
 
+/* after a reload to these settings, 300 serial queries must add no polling */
+static void expect_no_polling(pxt_proxy *px, int http, PGconn *c, const char *poll_time, int pack,
+                              const char *why)
+{
+    static const char *poll_series = "tusk_worker_busy_poll_seconds_total";
+    busy_poll_config(px, http, poll_time, pack, false);
+    run_selects(c, 3, 0);
+    double p0 = worker_sum(http, poll_series);
+    run_selects(c, 300, 0);
+    double p1 = worker_sum(http, poll_series);
+    if (p1 != p0)
+        fail_msg("%s, yet the workers polled %.6f s", why, p1 - p0);
+}
+
 /* busy_poll_time: a serial client's round trips are polled through; a worker whose events come
- * further apart than busy_poll_time stops polling (the window adapts); 0, set by a reload,
- * stops it altogether */
+ * further apart than busy_poll_time stops polling (the window adapts); with the load not
+ * packed onto one worker, or busy_poll_time = 0 (both set by a reload), no worker polls */
 static void test_busy_poll(void **state)
 {
     (void)state;
     static const char *poll_series = "tusk_worker_busy_poll_seconds_total";
     int http = svc_free_port();
     pxt_proxy px;
-    busy_poll_config(&px, http, "20ms", true);
+    busy_poll_config(&px, http, "20ms", 16, true);
     PGconn *c = pxt_connect(&px, "tusk", "tusk", "tusk");
 
     /* back-to-back queries: every gap is far under 20 ms, so the worker polls through them */
@@ -680,7 +758,7 @@ static void test_busy_poll(void **state)
 
     /* a query every 20 ms with busy_poll_time 2 ms: polling the full 2 ms after every answer
      * would add up to over 60 ms; the adapted window polls a quarter of it, once per query */
-    busy_poll_config(&px, http, "2ms", false);
+    busy_poll_config(&px, http, "2ms", 16, false);
     run_selects(c, 3, 0);
     p0 = worker_sum(http, poll_series);
     run_selects(c, 30, 20);
@@ -689,14 +767,10 @@ static void test_busy_poll(void **state)
         fail_msg("30 queries 20 ms apart: the workers polled %.6f s (busy_poll_time 2 ms)",
                  p1 - p0);
 
+    /* no packing (worker_pack_clients = 0): no loop is alone with the light load, none polls */
+    expect_no_polling(&px, http, c, "20ms", 0, "worker_pack_clients = 0");
     /* busy_poll_time = 0: no polling at all */
-    busy_poll_config(&px, http, "0", false);
-    run_selects(c, 3, 0);
-    p0 = worker_sum(http, poll_series);
-    run_selects(c, 300, 0);
-    p1 = worker_sum(http, poll_series);
-    if (p1 != p0)
-        fail_msg("busy_poll_time = 0, yet the workers polled %.6f s", p1 - p0);
+    expect_no_polling(&px, http, c, "0", 16, "busy_poll_time = 0");
     PQfinish(c);
     pxt_stop(&px, SIGTERM);
 }
@@ -882,6 +956,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_reads_extended),
         cmocka_unit_test(test_worker_metrics),
         cmocka_unit_test(test_busy_poll),
+        cmocka_unit_test(test_steer),
         cmocka_unit_test(test_pipeline_guard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
