@@ -92,7 +92,7 @@ void px_client_accept(px_worker *w, int fd, const struct sockaddr *sa, socklen_t
     }
     px_list_add_tail(&w->login_clients, &c->node);
     w->n_clients++;
-    px_steer_update();
+    px_steer_update(w->cfg);
     int n = atomic_fetch_add(&px_g.n_clients, 1) + 1;
     px_conn_start(&c->io);
     if (n > w->cfg->max_client_conn) {
@@ -176,7 +176,7 @@ void px_client_close(px_client *c, const char *reason)
     c->state = CL_CLOSED;
     atomic_fetch_sub(&px_g.n_clients, 1);
     w->n_clients--;
-    px_steer_update();
+    px_steer_update(w->cfg);
     c->io.zombie_next = w->zombies;
     w->zombies = &c->io;
 }

@@ -802,8 +802,8 @@ extern px_global px_g;
 /* steer.c: which worker the kernel gives new TCP connections (a BPF program on the
  * SO_REUSEPORT group); start once the listeners exist, update when a worker's client count
  * changes, stop before any listener closes */
-void px_steer_start(void);
-void px_steer_update(void);
+void px_steer_start(const px_config *cfg);
+void px_steer_update(const px_config *cfg); /* cfg: the caller's reference */
 void px_steer_janitor(px_worker *w, double now);
 void px_steer_stop(void);
 int px_steer_target(void); /* -1: the kernel hashes */

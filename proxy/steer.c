@@ -54,12 +54,12 @@ static bool attach(int target)
     return true;
 }
 
-void px_steer_start(void)
+void px_steer_start(const px_config *cfg)
 {
     if (px_g.nworkers < 2)
         return;
     atomic_store(&steer_on, true);
-    px_steer_update();
+    px_steer_update(cfg);
 }
 
 static bool packing(const px_config *cfg)
@@ -91,11 +91,10 @@ static int choose(const px_config *cfg)
     return best;
 }
 
-void px_steer_update(void)
+void px_steer_update(const px_config *cfg)
 {
     if (!atomic_load_explicit(&steer_on, memory_order_relaxed))
         return;
-    px_config *cfg = atomic_load(&px_g.cfg);
     if (choose(cfg) == atomic_load_explicit(&steer_target, memory_order_relaxed))
         return;
     pthread_mutex_lock(&steer_lock);
@@ -121,7 +120,7 @@ void px_steer_janitor(px_worker *w, double now)
         atomic_store(&pack_busy, (cpu - last_cpu) / (now - last_wall));
     last_wall = now;
     last_cpu = cpu;
-    px_steer_update();
+    px_steer_update(w->cfg);
 }
 
 void px_steer_stop(void)

@@ -269,7 +269,7 @@ bool px_workers_start(px_config *cfg, int n, char *err, size_t errlen)
             return false;
         }
     }
-    px_steer_start();
+    px_steer_start(cfg);
     return true;
 }
 
