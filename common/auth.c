@@ -49,8 +49,6 @@ static bool salted_keys(const char *password, const uint8_t *salt, size_t salt_l
 static bool parse_iterations(const char *s, size_t len, long long max, int *out);
 static int emit(char *out, size_t cap, const char *s, size_t len);
 
-/* =========================== md5 =========================== */
-
 /* ======================= digests and random bytes ======================= */
 
 /*

@@ -35,7 +35,18 @@ static atomic_int steer_target = -1; /* worker the program sends to; -1: none (h
 static atomic_bool steer_on;
 static _Atomic double pack_busy; /* worker 0's busy fraction over the last janitor period */
 
-/* the TCP listeners of worker 0: one per reuseport group */
+/* back to hashing on every reuseport group (a socket of each: worker 0's TCP listeners) */
+static void detach(void)
+{
+    px_worker *w0 = px_g.workers[0];
+    int unused = 0;
+    for (int i = 0; i < w0->n_listeners; i++)
+        if (!w0->listeners[i].is_unix && w0->listeners[i].fd >= 0)
+            setsockopt(w0->listeners[i].fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &unused,
+                       sizeof(unused));
+}
+
+/* send every group's new connections to worker target's socket; on a refusal, none */
 static bool attach(int target)
 {
     px_worker *w0 = px_g.workers[0];
@@ -48,6 +59,7 @@ static bool attach(int target)
         if (setsockopt(l->fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) != 0) {
             log_info("steering new connections is not available (%s); the kernel spreads them",
                      strerror(errno));
+            detach(); /* a group attached before this one would stay steered */
             return false;
         }
     }
@@ -126,15 +138,8 @@ void px_steer_janitor(px_worker *w, double now)
 void px_steer_stop(void)
 {
     pthread_mutex_lock(&steer_lock);
-    if (atomic_exchange(&steer_on, false) && atomic_load(&steer_target) >= 0) {
-        /* back to hashing over whatever sockets stay open */
-        px_worker *w0 = px_g.workers[0];
-        int unused = 0;
-        for (int i = 0; i < w0->n_listeners; i++)
-            if (!w0->listeners[i].is_unix && w0->listeners[i].fd >= 0)
-                setsockopt(w0->listeners[i].fd, SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, &unused,
-                           sizeof(unused));
-    }
+    if (atomic_exchange(&steer_on, false) && atomic_load(&steer_target) >= 0)
+        detach(); /* hashing over whatever sockets stay open */
     atomic_store(&steer_target, -1);
     pthread_mutex_unlock(&steer_lock);
 }
