@@ -1428,6 +1428,9 @@ bool proxy_txn_finished(px_server *s)
         /* the replica refused it before answering anything: run it on the primary */
         s->rt_retry = false;
         requeue(c, rt);
+        /* it writes: its commit LSN becomes the client's floor even when the write set had no
+         * room to remember the text (write_set_add), or a read behind it could be stale */
+        rt->txn_wrote = true;
         return true;
     }
     retry_forget(rt);

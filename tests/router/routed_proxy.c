@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -28,7 +29,7 @@ static long long scalar(int port, const char *sql)
 /* Tests before this one stop replicas, pause replay and load the primary: start from both
  * replicas up, replaying, and caught up with the primary, or routing would (rightly) go
  * elsewhere. Up to 30 s. */
-static bool cluster_settled(const routed_proxy *rp)
+bool routed_caught_up(const routed_proxy *rp)
 {
     static const char lsn[] = "SELECT pg_current_wal_lsn() - '0/0'";
     static const char replayed[] =
@@ -55,7 +56,7 @@ bool routed_proxy_start_n(routed_proxy *rp, int replicas, const char *extra_keys
     rp->pport = svc_env_int("TUSK_PG_PRIMARY_PORT");
     rp->r1port = svc_env_int("TUSK_PG_REPLICA1_PORT");
     rp->r2port = svc_env_int("TUSK_PG_REPLICA2_PORT");
-    if (!cluster_settled(rp))
+    if (!routed_caught_up(rp))
         return false;
     int port = svc_free_port();
     char ini[2048], list[64];
@@ -102,4 +103,27 @@ void routed_exec(PGconn *c, const char *sql)
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
         fail_msg("%s: %s", sql, PQerrorMessage(c));
     PQclear(r);
+}
+
+long long routed_stat(const routed_proxy *rp, const char *col)
+{
+    char ci[160];
+    snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=pgbouncer user=tusk password=tusk",
+             rp->proc.port);
+    PGconn *a = PQconnectdb(ci);
+    if (PQstatus(a) != CONNECTION_OK)
+        fail_msg("admin console: %s", PQerrorMessage(a));
+    PGresult *r = PQexec(a, "SHOW ROUTING");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("SHOW ROUTING: %s", PQerrorMessage(a));
+    int ci_col = PQfnumber(r, col), di = PQfnumber(r, "database");
+    long long v = -1;
+    for (int i = 0; ci_col >= 0 && di >= 0 && i < PQntuples(r); i++)
+        if (strcmp(PQgetvalue(r, i, di), "tusk") == 0)
+            v = atoll(PQgetvalue(r, i, ci_col));
+    PQclear(r);
+    PQfinish(a);
+    if (v < 0)
+        fail_msg("SHOW ROUTING has no %s for database tusk", col);
+    return v;
 }

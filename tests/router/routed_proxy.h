@@ -24,6 +24,12 @@ PGconn *routed_connect(int port);
 /* run sql; fails the running test unless it succeeds */
 void routed_exec(PGconn *c, const char *sql);
 
+/* both replicas replaying and caught up with the primary's current WAL position (up to 30 s):
+ * what a test created on the primary is on the replicas too */
+bool routed_caught_up(const routed_proxy *rp);
+/* a SHOW ROUTING column for database tusk, from the admin console (admin_users = tusk) */
+long long routed_stat(const routed_proxy *rp, const char *col);
+
 /* SIGTERM the proxy; -1 (with a message) unless it exited 0, so sanitizer reports fail */
 int routed_proxy_stop(routed_proxy *rp);
 

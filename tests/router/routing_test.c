@@ -62,7 +62,8 @@ static bool reaches_replica(PGconn *c)
 static int setup(void **state)
 {
     (void)state;
-    if (!routed_proxy_start(&rp, "max_replica_lag_ms = 2000\nreplica_wait_ms = 50\n"))
+    if (!routed_proxy_start(&rp, "max_replica_lag_ms = 2000\nreplica_wait_ms = 50\n"
+                                 "admin_users = tusk\n"))
         return -1;
     pport = rp.pport;
     r1port = rp.r1port;
@@ -114,8 +115,8 @@ static void test_large_rows(void **state)
             char sql[128];
             snprintf(sql, sizeof(sql), "SELECT inet_server_port(), repeat('y', %d) || 'z'",
                      sizes[i]);
-            PGresult *r = extended ? PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 0)
-                                   : PQexec(c, sql);
+            PGresult *r =
+                extended ? PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 0) : PQexec(c, sql);
             if (PQresultStatus(r) != PGRES_TUPLES_OK)
                 fail_msg("%d bytes (%s): %s", sizes[i], extended ? "extended" : "simple",
                          PQerrorMessage(c));
@@ -288,8 +289,8 @@ static void test_25006_retry(void **state)
     (void)state;
     PGconn *c = connect_proxy();
     routed_exec(c, "CREATE OR REPLACE FUNCTION routing_write() RETURNS int LANGUAGE sql VOLATILE "
-               "AS 'INSERT INTO routing_t VALUES (-1 - (SELECT count(*) FROM routing_t), 0) "
-               "RETURNING inet_server_port()'");
+                   "AS 'INSERT INTO routing_t VALUES (-1 - (SELECT count(*) FROM routing_t), 0) "
+                   "RETURNING inet_server_port()'");
     usleep(200 * 1000); /* the function reaches the replicas */
     for (int i = 0; i < 3; i++) {
         char sql[128];
@@ -329,6 +330,90 @@ static void test_25006_retry(void **state)
             PQclear(r);
         }
     }
+    PQfinish(c);
+}
+
+/* proxy/route.c's statement hash (64-bit FNV-1a, low bit set) and write set size: the test
+ * below needs nine statements with one home slot. If route.c changes them, the test says so
+ * (its check that the ninth was not remembered fails), and these must follow. */
+#define WRITE_SET_SLOTS 4096
+static uint64_t route_text_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return h | 1;
+}
+
+static void mark_sql(char *sql, size_t n, int key)
+{
+    snprintf(sql, n, "SELECT routing_mark(%d)", key);
+}
+
+/* A statement a replica refused runs again on the primary, and that re-run is a write whatever
+ * the write set remembers: the client gets its commit LSN and its next read sees the row. The
+ * write set is bounded (a full neighbourhood remembers nothing more), so the ninth of nine
+ * statements sharing a home slot is the case where the proxy cannot know it from the set. */
+static void test_25006_write_set_full(void **state)
+{
+    (void)state;
+    PGconn *c = connect_proxy();
+    routed_exec(c, "CREATE TABLE IF NOT EXISTS routing_marks (id int)");
+    routed_exec(c, "DELETE FROM routing_marks"); /* a row from an earlier run would hide a miss */
+    routed_exec(c, "CREATE OR REPLACE FUNCTION routing_mark(int) RETURNS int LANGUAGE sql "
+                   "VOLATILE AS 'INSERT INTO routing_marks VALUES ($1) RETURNING "
+                   "inet_server_port()'");
+    PQfinish(c);
+    assert_true(routed_caught_up(&rp)); /* the function is on the replicas: they refuse it */
+    enum { N = 9 };
+    int keys[N], n = 0;
+    uint64_t home = 0;
+    char sql[128];
+    for (int key = 1000000; n < N; key++) {
+        mark_sql(sql, sizeof(sql), key);
+        uint64_t slot = route_text_hash(sql) % WRITE_SET_SLOTS;
+        if (n == 0)
+            home = slot;
+        if (slot == home)
+            keys[n++] = key;
+    }
+    for (int i = 0; i < N; i++) {
+        c = connect_proxy(); /* no floor: the statement goes to a replica first */
+        long long retries = routed_stat(&rp, "retries_25006");
+        mark_sql(sql, sizeof(sql), keys[i]);
+        assert_int_equal(port_of(c, sql), pport);
+        assert_int_equal(routed_stat(&rp, "retries_25006"), retries + 1);
+        const char *lsn = PQparameterStatus(c, "tusk.commit_lsn");
+        uint64_t floor = 0;
+        if (!lsn || !router_parse_lsn(lsn, &floor) || floor == 0)
+            fail_msg("statement %d of %d re-run on the primary: tusk.commit_lsn is %s", i + 1, N,
+                     lsn ? lsn : "missing");
+        char check[160];
+        snprintf(check, sizeof(check),
+                 "SELECT inet_server_port(), EXISTS (SELECT 1 FROM routing_marks WHERE id = %d)",
+                 keys[i]);
+        PGresult *r = PQexec(c, check);
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        if (strcmp(PQgetvalue(r, 0, 1), "t") != 0)
+            fail_msg("statement %d: the read on port %s missed the row it wrote", i + 1,
+                     PQgetvalue(r, 0, 0));
+        PQclear(r);
+        PQfinish(c);
+    }
+    /* the first is remembered (straight to the primary); the ninth found no room (refused
+     * again) */
+    long long retries = routed_stat(&rp, "retries_25006");
+    c = connect_proxy();
+    mark_sql(sql, sizeof(sql), keys[0]);
+    assert_int_equal(port_of(c, sql), pport);
+    assert_int_equal(routed_stat(&rp, "retries_25006"), retries);
+    PQfinish(c);
+    c = connect_proxy();
+    mark_sql(sql, sizeof(sql), keys[N - 1]);
+    assert_int_equal(port_of(c, sql), pport);
+    if (routed_stat(&rp, "retries_25006") != retries + 1)
+        fail_msg("the ninth statement of one home slot was remembered: does route_text_hash "
+                 "still match proxy/route.c?");
     PQfinish(c);
 }
 
@@ -385,6 +470,7 @@ int main(void)
         cmocka_unit_test(test_pins),
         cmocka_unit_test(test_extended),
         cmocka_unit_test(test_25006_retry),
+        cmocka_unit_test(test_25006_write_set_full),
         cmocka_unit_test(test_session_sets),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
