@@ -1304,10 +1304,13 @@ static void release_ready(px_server *s, bool with_lsn)
 }
 
 /* put the Query kept for a re-run back first in the client's input; its next pick is the
- * primary */
+ * primary. There it may write (a replica refused it with 25006, or died before it could), so
+ * its commit LSN is captured as the client's floor, whatever the write set had room to
+ * remember: a read after it must not miss what it wrote. */
 static void requeue(px_client *c, px_rclient *rt)
 {
     rt->force_primary = true;
+    rt->txn_wrote = true;
     size_t old = c->io.rlen;
     uint8_t *buf = malloc(rt->retry_len + old);
     if (!buf) {
@@ -1428,9 +1431,6 @@ bool proxy_txn_finished(px_server *s)
         /* the replica refused it before answering anything: run it on the primary */
         s->rt_retry = false;
         requeue(c, rt);
-        /* it writes: its commit LSN becomes the client's floor even when the write set had no
-         * room to remember the text (write_set_add), or a read behind it could be stale */
-        rt->txn_wrote = true;
         return true;
     }
     retry_forget(rt);
