@@ -194,15 +194,25 @@ done:
 
 char *svc_http_get(int port, const char *path, int *status)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        fprintf(stderr, "HTTP GET %s: cannot connect to port %d: %s\n", path, port,
-                strerror(errno));
+    /* a role's HTTP endpoint opens just after its main port, which is what svc_start_role
+     * waits for: a refused connection is tried again for up to 3 s */
+    double deadline = svc_now_ms() + 3000;
+    int fd;
+    for (;;) {
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+            break;
+        int e = errno;
         if (fd >= 0)
             close(fd);
-        return NULL;
+        if (e != ECONNREFUSED || svc_now_ms() > deadline) {
+            fprintf(stderr, "HTTP GET %s: cannot connect to port %d: %s\n", path, port,
+                    strerror(e));
+            return NULL;
+        }
+        usleep(20 * 1000);
     }
     char req[512];
     int n =

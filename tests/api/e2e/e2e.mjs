@@ -118,9 +118,10 @@ log("status found on the home and the list timeline");
 // paging with `next` (Link headers)
 const more = [];
 for (let i = 0; i < 4; i++) more.push(await author.v1.statuses.create({ status: `page filler ${i}` }));
+// all four, not only the newest: fan-out workers may deliver them out of order
 await eventually("the fillers on the home timeline", async () => {
-  const home = await reader.v1.timelines.home.list({ limit: 1 });
-  return home.length === 1 && home[0].id === more[3].id;
+  const home = await reader.v1.timelines.home.list({ limit: 4 });
+  return home.map((s) => s.id).join() === [...more].reverse().map((s) => s.id).join();
 });
 const pages = [];
 for await (const page of reader.v1.timelines.home.list({ limit: 2 })) {
