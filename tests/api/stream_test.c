@@ -58,29 +58,6 @@ static bool wait_numsub(const char *chan, long long n, int timeout_ms)
     return false;
 }
 
-/* next data frame, answering pings on the way */
-static bool ws_next(tc_conn *c, int *op, char **payload, size_t *len, int timeout_ms)
-{
-    double end = svc_now_ms() + timeout_ms;
-    for (;;) {
-        int left = (int)(end - svc_now_ms());
-        if (left < 0)
-            left = 0;
-        if (!tc_ws_recv(c, op, payload, len, left))
-            return false;
-        if (*op == 9) {
-            tc_ws_send(c, 10, true, *payload, *len, true);
-            free(*payload);
-            continue;
-        }
-        if (*op == 10) {
-            free(*payload);
-            continue;
-        }
-        return true;
-    }
-}
-
 /* next frame that is not the server's own ping (answered): the server pings every open
  * WebSocket on its worker's tick (ws_ping_ms), which may fall at any moment of a test */
 static bool ws_recv_reply(tc_conn *c, int *op, char **payload, size_t *len, int timeout_ms)
@@ -93,6 +70,20 @@ static bool ws_recv_reply(tc_conn *c, int *op, char **payload, size_t *len, int 
         if (*op != 9)
             return true;
         tc_ws_send(c, 10, true, *payload, *len, true);
+        free(*payload);
+    }
+}
+
+/* next data frame, answering pings on the way */
+static bool ws_next(tc_conn *c, int *op, char **payload, size_t *len, int timeout_ms)
+{
+    double end = svc_now_ms() + timeout_ms;
+    for (;;) {
+        int left = (int)(end - svc_now_ms());
+        if (!ws_recv_reply(c, op, payload, len, left < 0 ? 0 : left))
+            return false;
+        if (*op != 10)
+            return true;
         free(*payload);
     }
 }

@@ -91,18 +91,7 @@ static PGconn *connect_proxy(const char *db)
 /* SHOW ROUTING column col for this test's database, from the admin console */
 static int64_t routing_stat(const char *col)
 {
-    PGconn *a = connect_proxy("pgbouncer");
-    PGresult *r = PQexec(a, "SHOW ROUTING");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("SHOW ROUTING: %s", PQerrorMessage(a));
-    int ci = PQfnumber(r, col), di = PQfnumber(r, "database");
-    assert_true(ci >= 0 && di >= 0);
-    int64_t v = -1;
-    for (int i = 0; i < PQntuples(r); i++)
-        if (strcmp(PQgetvalue(r, i, di), env.dbname) == 0)
-            v = strtoll(PQgetvalue(r, i, ci), NULL, 10);
-    PQclear(r);
-    PQfinish(a);
+    int64_t v = svc_admin_stat(proxy.port, "ROUTING", env.dbname, col);
     assert_true(v >= 0);
     return v;
 }

@@ -6,7 +6,6 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -107,22 +106,7 @@ void routed_exec(PGconn *c, const char *sql)
 
 long long routed_stat(const routed_proxy *rp, const char *col)
 {
-    char ci[160];
-    snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=pgbouncer user=tusk password=tusk",
-             rp->proc.port);
-    PGconn *a = PQconnectdb(ci);
-    if (PQstatus(a) != CONNECTION_OK)
-        fail_msg("admin console: %s", PQerrorMessage(a));
-    PGresult *r = PQexec(a, "SHOW ROUTING");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("SHOW ROUTING: %s", PQerrorMessage(a));
-    int ci_col = PQfnumber(r, col), di = PQfnumber(r, "database");
-    long long v = -1;
-    for (int i = 0; ci_col >= 0 && di >= 0 && i < PQntuples(r); i++)
-        if (strcmp(PQgetvalue(r, i, di), "tusk") == 0)
-            v = atoll(PQgetvalue(r, i, ci_col));
-    PQclear(r);
-    PQfinish(a);
+    long long v = svc_admin_stat(rp->proc.port, "ROUTING", "tusk", col);
     if (v < 0)
         fail_msg("SHOW ROUTING has no %s for database tusk", col);
     return v;

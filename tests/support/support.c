@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <libpq-fe.h>
 #include <poll.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -249,4 +250,26 @@ char *svc_http_get(int port, const char *path, int *status)
     char *out = body ? strdup(body + 4) : NULL;
     free(buf);
     return out;
+}
+
+long long svc_admin_stat(int port, const char *what, const char *db, const char *col)
+{
+    char ci[160], sql[64];
+    snprintf(ci, sizeof(ci), "host=127.0.0.1 port=%d dbname=pgbouncer user=tusk password=tusk",
+             port);
+    snprintf(sql, sizeof(sql), "SHOW %s", what);
+    PGconn *a = PQconnectdb(ci);
+    PGresult *r = PQstatus(a) == CONNECTION_OK ? PQexec(a, sql) : NULL;
+    long long v = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+        int ci_col = PQfnumber(r, col), di = PQfnumber(r, "database");
+        for (int i = 0; ci_col >= 0 && di >= 0 && i < PQntuples(r); i++)
+            if (strcmp(PQgetvalue(r, i, di), db) == 0)
+                v = atoll(PQgetvalue(r, i, ci_col));
+    } else {
+        fprintf(stderr, "%s on the admin console of port %d: %s", sql, port, PQerrorMessage(a));
+    }
+    PQclear(r);
+    PQfinish(a);
+    return v;
 }

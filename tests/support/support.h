@@ -46,6 +46,10 @@ void svc_dump_log(const svc_proc *proc);
  * frees) and the status in *status, or NULL with the reason on stderr */
 char *svc_http_get(int port, const char *path, int *status);
 
+/* from tusk proxy's admin console on 127.0.0.1:port (user tusk, an admin_users entry): column
+ * col of "SHOW what" in the row whose "database" is db, or -1 when there is none */
+long long svc_admin_stat(int port, const char *what, const char *db, const char *col);
+
 /* milliseconds since an arbitrary start */
 double svc_now_ms(void);
 
