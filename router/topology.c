@@ -49,7 +49,6 @@ struct router_topology {
     _Atomic uint64_t primary_lsn;
     _Atomic uint64_t want_floor;
     _Atomic int64_t want_deadline_ms;
-    _Atomic unsigned rr;
     _Atomic bool stopping;
     pthread_mutex_t lock; /* guards ring and the wake-up condition */
     pthread_cond_t wake;
@@ -389,13 +388,17 @@ void router_topology_want_lsn(router_topology *topo, uint64_t floor_lsn, int64_t
     pthread_mutex_unlock(&topo->lock);
 }
 
+/* Ties go round-robin from a per-thread counter: a shared one would be one more cache line
+ * that every routed read moves between the workers' cores. */
+static _Thread_local unsigned pick_rr;
+
 int router_topology_pick_replica(router_topology *topo, uint64_t floor_lsn)
 {
     int64_t now = router_now_ms();
     int primary = atomic_load(&topo->primary_index);
     int best = -1;
     double best_score = 0;
-    unsigned start = atomic_fetch_add(&topo->rr, 1);
+    unsigned start = pick_rr++;
     for (int k = 0; k < topo->n; k++) {
         int i = (int)((start + k) % (unsigned)topo->n);
         router_node *node = &topo->nodes[i];
