@@ -51,20 +51,6 @@ static int node(const char *action, const char *name)
                   svc_env("TUSK_SOURCE_DIR"), dir, action, name);
 }
 
-static bool bind_free(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return false;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    bool ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-    close(fd);
-    return ok;
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -73,18 +59,19 @@ static int setup(void **state)
     base = 0;
     for (int tries = 0; tries < 2000 && !base; tries++) {
         int b = svc_free_port();
-        bool run = true;
-        for (int i = 1; i < 5 && run; i++)
-            run = bind_free(b + i);
-        if (run)
+        int got = 1;
+        while (got < 5 && svc_claim_port(b + got))
+            got++;
+        if (got == 5)
             base = b;
+        else
+            while (--got >= 0)
+                svc_release_port(b + got);
     }
     if (!base) {
         fprintf(stderr, "no five consecutive free ports: skipped\n");
         exit(77);
     }
-    for (int i = 1; i < 5; i++)
-        (void)svc_free_port(); /* move svc_free_port past them */
     snprintf(dir, sizeof(dir), "/tmp/tusk-rt-failover-%d", base);
     if (svc_sh("'%s/scripts/services' start '%s' %d >/dev/null 2>&1", svc_env("TUSK_SOURCE_DIR"),
                dir, base) != 0) {

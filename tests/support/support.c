@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <netinet/in.h>
@@ -44,18 +45,100 @@ static bool port_is_free(int port)
     return ok;
 }
 
+/* Ports are claimed across the run's test processes by a file per port in CLAIM_DIR holding
+ * the claimer's pid: a port that binds now may still be taken by another test whose proxy
+ * has not bound it yet. A claim whose process is gone (killed by a timeout) is taken over;
+ * the claimer's own are removed at exit. */
+#define CLAIM_DIR "/tmp/tusk-test-ports"
+#define MAX_CLAIMS 64
+
+static int claimed[MAX_CLAIMS];
+static int n_claimed;
+static pid_t claimer;
+
+static void release_claims(void)
+{
+    if (getpid() != claimer) /* a forked child exiting: the claims are its parent's */
+        return;
+    char path[128];
+    for (int i = 0; i < n_claimed; i++) {
+        snprintf(path, sizeof(path), CLAIM_DIR "/%d", claimed[i]);
+        unlink(path);
+    }
+    n_claimed = 0;
+}
+
+static bool claim(int port)
+{
+    if (n_claimed == MAX_CLAIMS)
+        return false;
+    char path[128];
+    snprintf(path, sizeof(path), CLAIM_DIR "/%d", port);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0666);
+        if (fd >= 0) {
+            dprintf(fd, "%d\n", (int)getpid());
+            close(fd);
+            if (claimer == 0) {
+                claimer = getpid();
+                atexit(release_claims);
+            }
+            claimed[n_claimed++] = port;
+            return true;
+        }
+        if (errno != EEXIST)
+            return false;
+        FILE *f = fopen(path, "r");
+        int pid = 0;
+        if (f) {
+            if (fscanf(f, "%d", &pid) != 1)
+                pid = 0;
+            fclose(f);
+        }
+        /* pid 0: being written right now, or garbage; either way not ours to take */
+        if (pid <= 0 || !(kill(pid, 0) != 0 && errno == ESRCH))
+            return false;
+        unlink(path); /* its process is gone */
+    }
+    return false;
+}
+
+bool svc_claim_port(int port)
+{
+    static bool dir_made;
+    if (!dir_made) {
+        mkdir(CLAIM_DIR, 01777);
+        chmod(CLAIM_DIR, 01777);
+        dir_made = true;
+    }
+    return port_is_free(port) && claim(port);
+}
+
+void svc_release_port(int port)
+{
+    for (int i = 0; i < n_claimed; i++) {
+        if (claimed[i] != port)
+            continue;
+        char path[128];
+        snprintf(path, sizeof(path), CLAIM_DIR "/%d", port);
+        unlink(path);
+        claimed[i] = claimed[--n_claimed];
+        return;
+    }
+}
+
 int svc_free_port(void)
 {
     static int next;
     int base = getenv("TUSK_FREE_PORT_BASE") ? atoi(getenv("TUSK_FREE_PORT_BASE")) : 40000;
-    /* tests run in parallel: spread processes apart by pid */
+    /* tests run in parallel: start processes apart by pid, so claims rarely meet */
     if (next == 0)
         next = base + (getpid() % 500) * 8;
     for (int i = 0; i < 4000; i++) {
         int p = next++;
         if (p > 65000)
             next = base;
-        if (port_is_free(p))
+        if (svc_claim_port(p))
             return p;
     }
     fprintf(stderr, "no free port found\n");
