@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -45,63 +46,18 @@ static bool port_is_free(int port)
     return ok;
 }
 
-/* Ports are claimed across the run's test processes by a file per port in CLAIM_DIR holding
- * the claimer's pid: a port that binds now may still be taken by another test whose proxy
- * has not bound it yet. A claim whose process is gone (killed by a timeout) is taken over;
- * the claimer's own are removed at exit. */
+/* Ports are claimed across the run's test processes with a lock on a file per port in
+ * CLAIM_DIR, held while the claimer lives: a port that binds now may still be taken by
+ * another test whose proxy has not bound it yet. The kernel drops the lock when the process
+ * ends, however it ends; the files stay (unlinking a locked file would let two processes
+ * lock two different files of one name). */
 #define CLAIM_DIR "/tmp/tusk-test-ports"
 #define MAX_CLAIMS 64
 
-static int claimed[MAX_CLAIMS];
-static int n_claimed;
-static pid_t claimer;
-
-static void release_claims(void)
-{
-    if (getpid() != claimer) /* a forked child exiting: the claims are its parent's */
-        return;
-    char path[128];
-    for (int i = 0; i < n_claimed; i++) {
-        snprintf(path, sizeof(path), CLAIM_DIR "/%d", claimed[i]);
-        unlink(path);
-    }
-    n_claimed = 0;
-}
-
-static bool claim(int port)
-{
-    if (n_claimed == MAX_CLAIMS)
-        return false;
-    char path[128];
-    snprintf(path, sizeof(path), CLAIM_DIR "/%d", port);
-    for (int attempt = 0; attempt < 2; attempt++) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0666);
-        if (fd >= 0) {
-            dprintf(fd, "%d\n", (int)getpid());
-            close(fd);
-            if (claimer == 0) {
-                claimer = getpid();
-                atexit(release_claims);
-            }
-            claimed[n_claimed++] = port;
-            return true;
-        }
-        if (errno != EEXIST)
-            return false;
-        FILE *f = fopen(path, "r");
-        int pid = 0;
-        if (f) {
-            if (fscanf(f, "%d", &pid) != 1)
-                pid = 0;
-            fclose(f);
-        }
-        /* pid 0: being written right now, or garbage; either way not ours to take */
-        if (pid <= 0 || !(kill(pid, 0) != 0 && errno == ESRCH))
-            return false;
-        unlink(path); /* its process is gone */
-    }
-    return false;
-}
+static struct {
+    int port, fd;
+} claims[MAX_CLAIMS];
+static int n_claims;
 
 bool svc_claim_port(int port)
 {
@@ -111,19 +67,31 @@ bool svc_claim_port(int port)
         chmod(CLAIM_DIR, 01777);
         dir_made = true;
     }
-    return port_is_free(port) && claim(port);
+    if (n_claims == MAX_CLAIMS || !port_is_free(port))
+        return false;
+    char path[128];
+    snprintf(path, sizeof(path), CLAIM_DIR "/%d", port);
+    /* close-on-exec: a proxy the test starts must not hold its own port's claim */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return false;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return false;
+    }
+    claims[n_claims].port = port;
+    claims[n_claims++].fd = fd;
+    return true;
 }
 
 void svc_release_port(int port)
 {
-    for (int i = 0; i < n_claimed; i++) {
-        if (claimed[i] != port)
-            continue;
-        char path[128];
-        snprintf(path, sizeof(path), CLAIM_DIR "/%d", port);
-        unlink(path);
-        claimed[i] = claimed[--n_claimed];
-        return;
+    for (int i = 0; i < n_claims; i++) {
+        if (claims[i].port == port) {
+            close(claims[i].fd);
+            claims[i] = claims[--n_claims];
+            return;
+        }
     }
 }
 

@@ -17,7 +17,8 @@ int svc_env_int(const char *name);
 /* a port no other test of this run uses: TUSK_FREE_PORT_BASE + n + a per-process offset,
  * free now and claimed for this process until it exits (svc_claim_port) */
 int svc_free_port(void);
-/* port binds now and no other live test process has claimed it: claim it until exit */
+/* port binds now and no other live test process has claimed it: claim it while this
+ * process lives */
 bool svc_claim_port(int port);
 /* give back a port this process claimed and will not use */
 void svc_release_port(int port);
