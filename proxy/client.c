@@ -1119,11 +1119,9 @@ static bool get_server(px_client *c, const uint8_t *msg, size_t len, size_t avai
     if (node < 0)
         return false; /* waiting for a replica to catch up: route.c reschedules the client */
     px_pool *p = c->pool;
-    if (node != p->node_idx) {
-        px_pool *rp = px_pool_get(w, p->dbname, p->user, node);
-        if (rp)
-            p = rp;
-    }
+    px_pool *np = px_pool_sibling(p, node);
+    if (np)
+        p = np;
     if (px_pool_pipeline(p, c, msg, avail))
         return true;
     return px_pool_acquire(p, c);

@@ -709,6 +709,9 @@ typedef struct px_pool {
     double last_error_time;
     double last_connect_attempt;
     px_stats stats;
+    /* the same (db, user) on each node in this worker, looked up once (pools live as long as
+     * the worker) */
+    struct px_pool *sibling[ROUTER_MAX_NODES];
 } px_pool;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -823,6 +826,9 @@ void px_workers_broadcast(int kind, int how, px_config *cfg);
 void px_workers_join(void);
 /* the pool of (db, user, node) in this worker, created on first use; NULL if no such db */
 px_pool *px_pool_get(px_worker *w, const char *dbname, const char *user, int node_idx);
+/* p's (db, user) on node node_idx in the same worker (p itself for its own node); NULL when
+ * the database has no such node */
+px_pool *px_pool_sibling(px_pool *p, int node_idx);
 /* shared counters */
 px_shared_pool *px_shared_pool_get(const char *db, const char *user, int node);
 px_shared_count *px_shared_count_get(const char *kind, const char *name);

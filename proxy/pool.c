@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* seconds a server must have been idle before the janitor gives its slot to another worker */
+#define HANDOVER_IDLE 0.1
+
 static void maybe_launch(px_pool *p, bool use_reserve);
 static void link_pair(px_pool *p, px_server *s, px_client *c);
 
@@ -72,6 +75,17 @@ px_pool *px_pool_get(px_worker *w, const char *dbname, const char *user, int nod
     p->next = w->pools;
     w->pools = p;
     return p;
+}
+
+px_pool *px_pool_sibling(px_pool *p, int node_idx)
+{
+    if (node_idx == p->node_idx)
+        return p;
+    if (node_idx < 0 || node_idx >= ROUTER_MAX_NODES)
+        return NULL;
+    if (!p->sibling[node_idx])
+        p->sibling[node_idx] = px_pool_get(p->w, p->dbname, p->user, node_idx);
+    return p->sibling[node_idx];
 }
 
 static int pick(int a, int b, int c)
@@ -908,9 +922,12 @@ void px_pool_janitor(px_pool *p, double now)
         if (slot_reserve_upto(p, min))
             px_server_connect(p);
     }
-    /* idle here while another worker's clients wait at the limit: an idle connection is no
-     * use to us right now, so let its slot go (one per tick) */
-    if (nw > 1 && p->n_idle > 0 && atomic_load(&p->shared->servers) >= p->size) {
+    /* idle here for a while another worker's clients wait at the limit: that connection is
+     * no use to us right now, so let its slot go (one per tick). Not one that is idle only
+     * between two of our transactions: under load, each worker would close the other's
+     * connections many times a second. */
+    if (nw > 1 && p->n_idle > 0 && atomic_load(&p->shared->servers) >= p->size &&
+        now - container_of(p->idle_servers.prev, px_server, node)->last_used >= HANDOVER_IDLE) {
         for (int i = 0; i < nw; i++) {
             if (i != w->idx && atomic_load(&p->shared->waiting[i]) > 0) {
                 px_server *s = container_of(p->idle_servers.prev, px_server, node);
