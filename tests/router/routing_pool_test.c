@@ -92,19 +92,18 @@ static int replica_backends(int ms, long *reads)
         assert_int_equal(pthread_create(&th[i], NULL, reader, s), 0);
     for (int i = 0; i < CLIENTS; i++)
         pthread_join(th[i], NULL);
-    int on_replicas = 0, r1 = 0, r2 = 0;
+    int r1 = 0, r2 = 0;
     for (int i = 0; i < s->n; i++) {
         r1 += s->port[i] == rp.r1port;
         r2 += s->port[i] == rp.r2port;
     }
-    on_replicas = r1 + r2;
     fprintf(stderr, "%ld reads, %d distinct backends on replica1, %d on replica2\n",
             (long)atomic_load(&s->reads), r1, r2);
     assert_int_equal(atomic_load(&s->errors), 0);
     *reads = atomic_load(&s->reads);
     pthread_mutex_destroy(&s->lock);
     free(s);
-    return on_replicas;
+    return r1 + r2;
 }
 
 static int setup(void **state)
