@@ -416,6 +416,7 @@ static void add_stats(px_stats *a, const px_stats *b)
     a->prep_hits += b->prep_hits;
     a->prep_misses += b->prep_misses;
     a->pipelined += b->pipelined;
+    a->pipelined_deep += b->pipelined_deep;
     for (int i = 0; i <= PX_HIST_BUCKETS; i++) {
         a->xact_hist[i] += b->xact_hist[i];
         a->query_hist[i] += b->query_hist[i];

@@ -144,9 +144,9 @@ void px_client_close(px_client *c, const char *reason)
         log_debug("client %s closed during login: %s", c->addr, reason);
     px_server *s = c->server;
     if (s && c->pipelined) {
-        px_pool_pipe_drop_next(s); /* its answers are dropped when its turn comes */
+        px_pool_pipe_drop(s, c); /* its answers are dropped when its turn comes */
         s = NULL;
-    } else if (s && s->next) {
+    } else if (s && s->pipe_n) {
         s->client = NULL; /* the server passes to the next client after this query */
         c->server = NULL;
         s = NULL;
@@ -1202,7 +1202,7 @@ static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
             proxy_route_sent_none(c);
             continue;
         }
-        if (c->server && c->server->next && c->server->client == c)
+        if (c->server && px_pool_pipe_behind(c->server, c))
             break; /* another client's read is queued behind ours: this waits for the switch */
         if (c->server && c->server->rt_retry)
             break; /* a replica refused the last statement (25006): it runs again on the
@@ -1243,14 +1243,14 @@ static size_t data_pass(px_client *c, const uint8_t *data, size_t len)
                 px_cstmts_free(c->stmts, &w->stmts); /* the client's names are free again */
             }
             px_fwd_bytes(&f, p, take);
-            if (s->pipe_key && !c->pipelined && s->client == c)
+            if (s->pipe_key && (c->pipelined || s->client == c))
                 px_pool_pipe_pull(s); /* a waiting read may queue behind this one */
             break;
         }
         case 'S':
             ok = px_server_expect(s, EXP_SYNC, 0, NULL);
             px_fwd_bytes(&f, p, take);
-            if (s->pipe_key && !c->pipelined && s->client == c)
+            if (s->pipe_key && (c->pipelined || s->client == c))
                 px_pool_pipe_pull(s); /* the read batch is out: a waiting read may follow */
             break;
         case 'E':

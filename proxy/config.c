@@ -68,6 +68,7 @@ static const keydef keys[] = {
     K("log_connections", T_BOOL, log_connections, "1", 0, 0),
     K("pipeline_reads", T_PIPELINE, pipeline_reads, "on", 0, 0),
     K("pipeline_fast_time", T_TIME, pipeline_fast_time, "0.001", 0, 0),
+    K("pipeline_depth", T_INT, pipeline_depth, "3", 1, PX_PIPE_DEPTH_MAX),
     K("busy_poll_time", T_TIME, busy_poll_time, "100us", 0, 0),
     K("tcp_defer_accept", T_BOOL, tcp_defer_accept, "1", 0, 0),
     K("log_disconnections", T_BOOL, log_disconnections, "1", 0, 0),

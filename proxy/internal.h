@@ -33,6 +33,7 @@
 #define PX_MAX_LOGIN_MSG 8192        /* password / SASL messages */
 #define PX_MAX_WHOLE_MSG (16u << 20) /* messages the proxy must see whole (Parse text) */
 #define PX_MAX_WORKERS 64
+#define PX_PIPE_DEPTH_MAX 4 /* pipeline_depth: reads a server may hold behind the running one */
 #define PX_HIST_BUCKETS 12 /* latency histogram buckets of px_stats */
 #define PX_DEFAULT_PKT_BUF 32768
 #define PX_PROTO_V3 196608u
@@ -217,6 +218,7 @@ typedef struct px_config {
     bool log_connections, log_disconnections, log_pooler_errors;
     int pipeline_reads;        /* PX_PIPE_*: a read may be sent behind another on a busy server */
     double pipeline_fast_time; /* ... behind a query whose shape runs faster than this */
+    int pipeline_depth;        /* ... and behind at most this many others */
     bool tcp_defer_accept;     /* accept only once the startup packet is there (Linux) */
     double busy_poll_time;     /* longest a worker polls for work before it sleeps; 0 = never */
     int verbose;
@@ -542,7 +544,7 @@ enum {
 #define EXPF_SWALLOW 1   /* the client did not ask: do not forward the response */
 #define EXPF_GOT_T 2     /* describe statement: ParameterDescription seen */
 #define EXPF_FAILED 0x80 /* internal query: an ErrorResponse came */
-#define EXPF_SWITCH 4    /* the first request of server->next: the server passes to it here */
+#define EXPF_SWITCH 4    /* a pipelined client's first request: the server passes to it here */
 
 enum { INTQ_RESET = 1, INTQ_CHECK, INTQ_SETVARS, INTQ_AUTH, INTQ_LSN };
 
@@ -565,6 +567,7 @@ typedef struct px_stats {
     uint64_t errors;
     uint64_t prep_hits, prep_misses; /* prepared statement found on the server / injected */
     uint64_t pipelined;              /* reads sent behind another client's (pipeline_reads) */
+    uint64_t pipelined_deep;         /* ... behind two or more (pipeline_depth) */
     /* latency histograms (admin.h adm_hist_bounds; last = above every bound), for /metrics */
     uint64_t xact_hist[PX_HIST_BUCKETS + 1], query_hist[PX_HIST_BUCKETS + 1];
 } px_stats;
@@ -604,7 +607,7 @@ typedef struct px_client {
     char addr[64];
     uint8_t admin;         /* admin console client: 1 stats_users, 2 admin_users (admin.c) */
     struct px_rclient *rt; /* route.c: routing state, NULL until the first query */
-    bool pipelined;        /* linked as server->next: its query waits behind another's */
+    bool pipelined;        /* in its server's pipe_line: its query waits behind another's */
     bool pipe_msg_ok;      /* its pipelined query may have another behind it in turn */
     uint64_t pipe_key;     /* shape of its pipelined query (px_pool_shape_key) */
     bool pipe_queued;      /* its first pipelined request (EXPF_SWITCH) is on the server */
@@ -651,9 +654,11 @@ typedef struct px_server {
     pktbuf *rt_held_t;  /* route.c: RowDescription held until the statement runs */
     char *rt_sets;      /* route.c: untracked session SETs this server has (script) */
     char *rt_set_names; /* route.c: their names, one per line */
-    /* pipeline_reads: a client whose query was sent behind the current client's one; the
-     * server passes to it at the EXPF_SWITCH entry (pool.c px_pool_pipeline) */
-    px_client *next;
+    /* pipeline_reads: the clients whose reads were sent behind the current client's, in
+     * order; the server passes to the first at the next EXPF_SWITCH entry (pool.c
+     * px_pool_pipeline). NULL: a client that left; its answers are dropped */
+    px_client *pipe_line[PX_PIPE_DEPTH_MAX];
+    uint8_t pipe_n;
     /* shape of the current query (px_pool_shape_key) when another may wait behind it, else
      * 0; its run time is recorded at its ReadyForQuery */
     uint64_t pipe_key;
@@ -906,10 +911,14 @@ void px_pool_shape_ran(px_worker *w, uint64_t key, double seconds);
 /* pipeline_reads: the read now running on s is of a fast shape; link the first waiting
  * client behind it when its buffered message is a read that may be pipelined */
 void px_pool_pipe_pull(px_server *s);
-/* the server reached its EXPF_SWITCH entry: the current client is done, next takes over */
+/* the server reached its EXPF_SWITCH entry (or answered all with a linked client whose read
+ * is not out yet): the current client is done, the first of the line takes over */
 void px_pool_pipe_switch(px_server *s);
-/* a client is gone or a server closes: unlink the pipelined next client */
-void px_pool_pipe_drop_next(px_server *s);
+/* a pipelined client leaves: unlinked, and its answers are dropped when its turn comes */
+void px_pool_pipe_drop(px_server *s, px_client *c);
+/* is a client's read linked behind c's on s (c current or pipelined there)? c's further
+ * messages then wait until the server has passed on from c */
+bool px_pool_pipe_behind(const px_server *s, const px_client *c);
 /* a client needs a server: link now (true) or queue it (false: client state CL_WAITING) */
 bool px_pool_acquire(px_pool *p, px_client *c);
 /* the transaction on s finished or its client left: reuse, reset or close it */

@@ -312,6 +312,9 @@ bool adm_metrics_text(pktbuf *b)
     POOL_COUNTER("tusk_pipelined_reads_total",
                  "Reads sent behind another client's read on a busy server (pipeline_reads)",
                  r->st.pipelined);
+    POOL_COUNTER("tusk_pipelined_deep_reads_total",
+                 "Pipelined reads sent behind two or more others (pipeline_depth)",
+                 r->st.pipelined_deep);
     family(b, "tusk_query_duration_seconds", "histogram", "Query latency seen by the proxy");
     histogram(b, "tusk_query_duration_seconds", bynode, nn, false);
     family(b, "tusk_transaction_duration_seconds", "histogram",

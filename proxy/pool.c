@@ -533,10 +533,10 @@ static bool vars_match(const px_server *s, const px_client *c)
     return true;
 }
 
-/* c's read (of shape key) goes behind the one running on s; the server passes to c at it */
+/* c's read (of shape key) goes behind the ones on s; the server passes to c after them */
 static void pipe_link(px_pool *p, px_server *s, px_client *c, uint64_t key)
 {
-    s->next = c;
+    s->pipe_line[s->pipe_n++] = c;
     c->server = s;
     c->pipelined = true;
     c->pipe_queued = false;
@@ -547,18 +547,41 @@ static void pipe_link(px_pool *p, px_server *s, px_client *c, uint64_t key)
     px_pool_client_set_state(c, CL_ACTIVE, home);
     home->stats.server_assignments++;
     p->stats.pipelined++;
+    p->stats.pipelined_deep += s->pipe_n >= 2;
 }
 
-/* what s still owes its client is one read: a simple Query, or a batch up to its Sync */
-static bool owes_one_read(const px_server *s)
+/* what s still owes is one read to its client and one to each client of its line, each
+ * starting at its EXPF_SWITCH: a simple Query, or a batch of at most 5 requests up to its
+ * Sync (the running one may be partly answered) */
+static bool owes_reads(const px_server *s)
 {
-    if (s->qlen == 1)
-        return s->q[s->qhead].kind == EXP_QUERY;
-    if (s->qlen == 0 || s->qlen > 5 || s->q[(s->qhead + s->qlen - 1) % s->qcap].kind != EXP_SYNC)
+    uint32_t reads = 0, run = 0;
+    bool open = false; /* a read's requests have started and its end is not reached */
+    for (uint32_t i = 0; i < s->qlen; i++) {
+        const px_exp *e = &s->q[(s->qhead + i) % s->qcap];
+        bool starts = i == 0 || (e->flags & EXPF_SWITCH);
+        if (starts == open)
+            return false; /* a read starts where the one before it ends, and only there */
+        run = starts ? 1 : run + 1;
+        open = true;
+        if (e->kind == EXP_INTERNAL || run > 5 || (e->kind == EXP_QUERY && run != 1))
+            return false;
+        if (e->kind == EXP_QUERY || e->kind == EXP_SYNC) {
+            open = false;
+            reads++;
+        }
+    }
+    return !open && reads == 1u + s->pipe_n;
+}
+
+/* may another read join s's line? Each read in it is on the server and of a fast shape */
+static bool line_open(const px_worker *w, const px_server *s)
+{
+    if (s->pipe_n >= w->cfg->pipeline_depth)
         return false;
-    for (uint32_t i = 0; i + 1 < s->qlen; i++) {
-        uint8_t k = s->q[(s->qhead + i) % s->qcap].kind;
-        if (k == EXP_SYNC || k == EXP_QUERY || k == EXP_INTERNAL)
+    for (int i = 0; i < s->pipe_n; i++) {
+        const px_client *b = s->pipe_line[i];
+        if (!b || !b->pipe_queued || !b->pipe_msg_ok || !shape_is_fast(w, b->pipe_key))
             return false;
     }
     return true;
@@ -578,12 +601,14 @@ bool px_pool_pipeline(px_pool *p, px_client *c, const uint8_t *msg, size_t avail
     px_list *it;
     for (it = p->active_servers.next; it != &p->active_servers; it = it->next) {
         px_server *s = container_of(it, px_server, node);
-        if (!s->pipe_key || s->next || !s->client || !owes_one_read(s) ||
-            now - s->pipe_sent > w->cfg->pipeline_fast_time || px_conn_backlogged(&s->io) ||
-            !vars_match(s, c) || !shape_is_fast(w, s->pipe_key) || !proxy_route_pipe_ok(c, s))
+        if (!s->pipe_key || !s->client || now - s->pipe_sent > w->cfg->pipeline_fast_time ||
+            (best && s->pipe_n > best->pipe_n) || !line_open(w, s) || !owes_reads(s) ||
+            px_conn_backlogged(&s->io) || !vars_match(s, c) || !shape_is_fast(w, s->pipe_key) ||
+            !proxy_route_pipe_ok(c, s))
             continue;
-        if (!best || s->pipe_sent < best->pipe_sent)
-            best = s; /* sent first: likely answered first */
+        /* the shortest line; in it, the read sent first: likely answered first */
+        if (!best || s->pipe_n < best->pipe_n || s->pipe_sent < best->pipe_sent)
+            best = s;
     }
     uint64_t key;
     if (!best || !(key = px_pool_read_key(p, c, msg, avail)))
@@ -597,7 +622,7 @@ void px_pool_pipe_pull(px_server *s)
     px_pool *p = s->pool;
     px_worker *w = p->w;
     if (!w->cfg->pipeline_reads || p->mode == PM_SESSION || reset_always(w->cfg) || !s->pipe_key ||
-        s->next || !s->client || p->n_waiting == 0 || px_conn_backlogged(&s->io) ||
+        !s->client || p->n_waiting == 0 || !line_open(w, s) || px_conn_backlogged(&s->io) ||
         !shape_is_fast(w, s->pipe_key))
         return;
     /* the head of the queue only: waiting clients keep their order */
@@ -617,13 +642,16 @@ void px_pool_pipe_pull(px_server *s)
 void px_pool_pipe_switch(px_server *s)
 {
     px_worker *w = s->io.w;
-    px_client *a = s->client, *b = s->next;
+    px_client *a = s->client, *b = s->pipe_n ? s->pipe_line[0] : NULL;
     double now = px_now(w);
     if (a && a->rt)
         proxy_txn_finished(s); /* a's transaction ends here (a refused read re-runs) */
     if (s->qlen)
         s->q[s->qhead].flags &= (uint8_t)~EXPF_SWITCH;
-    s->next = NULL;
+    if (s->pipe_n) {
+        s->pipe_n--;
+        memmove(s->pipe_line, s->pipe_line + 1, s->pipe_n * sizeof(s->pipe_line[0]));
+    }
     s->client = b;
     /* b's read may not be on the server yet (px_pool_pipe_pull links before it runs) */
     bool queued = b && b->pipe_queued;
@@ -657,15 +685,33 @@ void px_pool_pipe_switch(px_server *s)
     }
 }
 
-void px_pool_pipe_drop_next(px_server *s)
+void px_pool_pipe_drop(px_server *s, px_client *c)
 {
-    px_client *b = s->next;
-    if (!b)
-        return;
-    s->next = NULL;
-    b->server = NULL;
-    b->pipelined = false;
-    b->cancel_pending = false;
+    for (int i = 0; i < s->pipe_n; i++) {
+        if (s->pipe_line[i] != c)
+            continue;
+        if (c->pipe_queued) {
+            s->pipe_line[i] = NULL; /* its read is on the server: the slot stays for its answers */
+        } else {
+            s->pipe_n--; /* nothing of it went out */
+            memmove(s->pipe_line + i, s->pipe_line + i + 1,
+                    (size_t)(s->pipe_n - i) * sizeof(s->pipe_line[0]));
+        }
+        break;
+    }
+    c->server = NULL;
+    c->pipelined = false;
+    c->cancel_pending = false;
+}
+
+bool px_pool_pipe_behind(const px_server *s, const px_client *c)
+{
+    if (s->client == c)
+        return s->pipe_n > 0;
+    for (int i = 0; i + 1 < s->pipe_n; i++)
+        if (s->pipe_line[i] == c)
+            return true;
+    return false;
 }
 
 /* tell worker i a connection slot is free so its waiting clients need not wait for its

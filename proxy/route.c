@@ -1277,7 +1277,7 @@ static bool capture_wanted(px_server *s)
 bool proxy_route_hold_ready(px_server *s)
 {
     px_client *c = s->client;
-    if (!c || s->next || c->io.pass_left || px_conn_backlogged(&s->io) || c->close_after_txn ||
+    if (!c || s->pipe_n || c->io.pass_left || px_conn_backlogged(&s->io) || c->close_after_txn ||
         s->io.w->shutting_down || !capture_wanted(s))
         return false;
     s->rt_hold_ready = true;

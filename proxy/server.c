@@ -204,21 +204,26 @@ void px_server_close(px_server *s, const char *reason)
     px_pool *p = s->pool;
     bool was_login = s->state == SV_CONNECTING || s->state == SV_LOGIN;
     log_debug("server %s/%s node %d closed: %s", p->dbname, p->user, s->node_idx, reason);
-    px_client *next = s->next;
-    int next_out = 0, next_ready = 0;
-    if (next) {
-        /* a pipelined client: its requests, from the switch on, fail like the current one's */
-        bool mine = false;
+    /* pipelined clients: the requests of each, from its switch on, fail like the current
+     * one's (one that has sent nothing yet has none) */
+    int n_line = s->pipe_n, line_out[PX_PIPE_DEPTH_MAX] = {0}, line_ready[PX_PIPE_DEPTH_MAX] = {0};
+    px_client *line[PX_PIPE_DEPTH_MAX];
+    if (n_line) {
+        int k = -1;
         for (uint32_t i = 0; i < s->qlen; i++) {
             px_exp *e = &s->q[(s->qhead + i) % s->qcap];
-            mine |= (e->flags & EXPF_SWITCH) != 0;
-            if (!mine || e->kind == EXP_INTERNAL)
+            k += (e->flags & EXPF_SWITCH) != 0;
+            if (k < 0 || k >= n_line || e->kind == EXP_INTERNAL)
                 continue;
-            next_out++;
+            line_out[k]++;
             if (e->kind == EXP_SYNC || e->kind == EXP_QUERY)
-                next_ready++;
+                line_ready[k]++;
         }
-        px_pool_pipe_drop_next(s);
+        memcpy(line, s->pipe_line, sizeof(line[0]) * (size_t)n_line);
+        for (int i = 0; i < n_line; i++)
+            if (line[i])
+                px_pool_pipe_drop(s, line[i]);
+        s->pipe_n = 0;
     }
     if (s->client) {
         px_client *c = s->client;
@@ -256,10 +261,12 @@ void px_server_close(px_server *s, const char *reason)
     w->zombies = &s->io;
     if (!was_login)
         px_pool_server_gone(p, NULL, 0);
-    if (next) {
-        if (next_out > 0 && proxy_route_requeue_next(next))
-            next_out = next_ready = 0; /* it runs again on the primary */
-        px_client_server_lost(next, next_out, next_ready, NULL, 0);
+    for (int i = 0; i < n_line; i++) {
+        if (!line[i])
+            continue;
+        if (line_out[i] > 0 && proxy_route_requeue_next(line[i]))
+            line_out[i] = line_ready[i] = 0; /* it runs again on the primary */
+        px_client_server_lost(line[i], line_out[i], line_ready[i], NULL, 0);
     }
 }
 
@@ -1182,7 +1189,7 @@ static size_t data_pass(px_server *s, const uint8_t *data, size_t len)
                 px_fwd_init(&f, c ? &c->io : NULL);
                 continue;
             }
-            if (s->qlen == 0 && s->next && status == 'I') {
+            if (s->qlen == 0 && s->pipe_n && status == 'I') {
                 /* pipeline_reads: the next client was linked (px_pool_pipe_pull) but its read
                  * has not gone out yet; the server is its own now */
                 px_fwd_finish(&f);

@@ -29,6 +29,7 @@ static void test_defaults(void **state)
     assert_true(cfg->workers >= 1);
     assert_int_equal(cfg->pipeline_reads, PX_PIPE_ON);
     assert_true(cfg->pipeline_fast_time == 0.001);
+    assert_int_equal(cfg->pipeline_depth, 3);
     assert_true(fabs(cfg->busy_poll_time - 0.0001) < 1e-12);
     assert_int_equal(cfg->worker_pack_clients, 16);
     assert_int_equal(cfg->n_dbs, 0);
@@ -196,6 +197,8 @@ static void test_bad_values(void **state)
     expect_error("[pgbouncer]\nlisten_addr=x\nquery_wait_timeout = soon\n", "query_wait_timeout");
     expect_error("[pgbouncer]\nlisten_addr=x\npipeline_reads = always\n", "off, queued or on");
     expect_error("[pgbouncer]\nlisten_addr=x\npipeline_fast_time = quick\n", "pipeline_fast_time");
+    expect_error("[pgbouncer]\nlisten_addr=x\npipeline_depth = 0\n", "pipeline_depth");
+    expect_error("[pgbouncer]\nlisten_addr=x\npipeline_depth = 5\n", "pipeline_depth");
     expect_error("[pgbouncer]\nlisten_addr=x\ndefault_pool_size = -1\n", "default_pool_size");
     expect_error("[databases]\nd = host=h port=abc\n[pgbouncer]\nlisten_addr=x\n", "port");
     expect_error("[databases]\nd = host=h replicas=a:b\n[pgbouncer]\nlisten_addr=x\n", "replica");

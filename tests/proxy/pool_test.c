@@ -541,17 +541,25 @@ static int pxt_result_int(PGconn *c)
     return v;
 }
 
-/* tusk_pipelined_reads_total from the proxy's /metrics */
-static double pipelined_reads(int http)
+/* a counter of the proxy's /metrics: the first series of that name */
+static double first_series(int http, const char *name)
 {
     int st;
     char *m = pxt_http_get(http, "/metrics", &st);
     assert_int_equal(st, 200);
-    const char *line = strstr(m, "\ntusk_pipelined_reads_total{");
+    char key[96];
+    snprintf(key, sizeof(key), "\n%s{", name);
+    const char *line = strstr(m, key);
     assert_non_null(line);
     double n = strtod(strchr(strchr(line, '}'), ' ') + 1, NULL);
     free(m);
     return n;
+}
+
+/* tusk_pipelined_reads_total from the proxy's /metrics */
+static double pipelined_reads(int http)
+{
+    return first_series(http, "tusk_pipelined_reads_total");
 }
 
 /* a gauge of the proxy's /metrics ("name" or "name{labels}") */
@@ -785,18 +793,19 @@ static bool send_read(PGconn *c, const char *sql, bool extended)
 }
 
 /* pipeline_reads: with 2 servers and 8 busy clients, reads are sent behind other clients'
- * reads. Every answer must reach its own client: each query names its client and round, and
- * some clients mix in errors, transactions, writes, session SETs and a client that leaves
- * while its read waits behind another. extended: the even clients' single statements go as
- * extended-protocol batches, so both kinds queue behind both kinds. */
-static void pipeline_reads_run(bool extended)
+ * reads, up to depth of them. Every answer must reach its own client: each query names its
+ * client and round, and some clients mix in errors, transactions, writes, session SETs and a
+ * client that leaves while its read waits behind another (or between two others). extended:
+ * the even clients' single statements go as extended-protocol batches, so both kinds queue
+ * behind both kinds. */
+static void pipeline_reads_run(bool extended, int depth)
 {
     int http = svc_free_port();
     char extra[256];
     snprintf(extra, sizeof(extra),
              "pool_mode = transaction\ndefault_pool_size = 2\npipeline_reads = 1\n"
-             "admin_listen = 127.0.0.1:%d\n",
-             http);
+             "pipeline_depth = %d\nadmin_listen = 127.0.0.1:%d\n",
+             depth, http);
     pxt_proxy px;
     pxt_start(&px, extra, NULL, NULL);
     enum { N = 8, ROUNDS = 150 };
@@ -849,13 +858,17 @@ static void pipeline_reads_run(bool extended)
             }
             assert_true(got);
         }
-        if (round == ROUNDS / 2) {
-            /* a client that leaves while its read may be waiting behind another's */
+        if (round % 30 == 15) {
+            /* a client that leaves while its read may be waiting behind another's, and
+             * (pipeline_depth above 1) in front of others */
             PGconn *q = pxt_connect(&px, "tusk", "tusk", "tusk");
-            for (int i = 0; i < N; i++) /* the shape known fast from the rounds */
+            for (int i = 0; i < N; i++) { /* the shape known fast from the rounds */
                 send_read(c[i], "SELECT 0, 0, count(*) FROM generate_series(1, 9000)",
                           extended && i % 2 == 0);
-            send_read(q, "SELECT 1", extended);
+                if (i == N / 2)
+                    send_read(q, "SELECT 0, 0, count(*) FROM generate_series(1, 9000)",
+                              extended);
+            }
             PQfinish(q);
             for (int i = 0; i < N; i++) {
                 PGresult *r;
@@ -872,6 +885,12 @@ static void pipeline_reads_run(bool extended)
     double piped = pipelined_reads(http);
     if (piped < 10)
         fail_msg("only %g reads were pipelined", piped);
+    double deep = first_series(http, "tusk_pipelined_deep_reads_total");
+    if (depth == 1 && deep != 0)
+        fail_msg("%g reads were sent behind two others with pipeline_depth = 1", deep);
+    if (depth > 1 && deep < 5)
+        fail_msg("only %g of %g pipelined reads went behind two others (pipeline_depth = %d)",
+                 deep, piped, depth);
     for (int i = 0; i < N; i++)
         PQfinish(c[i]);
     assert_int_equal(pxt_stop(&px, SIGTERM), 0);
@@ -880,13 +899,19 @@ static void pipeline_reads_run(bool extended)
 static void test_pipeline_reads(void **state)
 {
     (void)state;
-    pipeline_reads_run(false);
+    pipeline_reads_run(false, 1);
+}
+
+static void test_pipeline_reads_deep(void **state)
+{
+    (void)state;
+    pipeline_reads_run(false, 4); /* the most it takes */
 }
 
 static void test_pipeline_reads_extended(void **state)
 {
     (void)state;
-    pipeline_reads_run(true);
+    pipeline_reads_run(true, 3);
 }
 
 /* pipeline_reads never queues a read behind a query whose shape runs slowly: the proxy keeps
@@ -955,6 +980,7 @@ int main(void)
         cmocka_unit_test(test_unreachable_server),
         cmocka_unit_test(test_prepared_lru),
         cmocka_unit_test(test_pipeline_reads),
+        cmocka_unit_test(test_pipeline_reads_deep),
         cmocka_unit_test(test_pipeline_reads_extended),
         cmocka_unit_test(test_worker_metrics),
         cmocka_unit_test(test_busy_poll),

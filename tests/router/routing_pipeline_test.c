@@ -46,18 +46,25 @@ static long long result_int(PGconn *c, int col, const char *what)
     return v;
 }
 
-/* the sum of tusk_pipelined_reads_total over the proxy's pools */
-static double pipelined(void)
+/* the sum of a counter over the proxy's pools */
+static double pool_sum(const char *name)
 {
     int st = 0;
     char *m = svc_http_get(http, "/metrics", &st);
     assert_non_null(m);
     assert_int_equal(st, 200);
+    char key[96];
+    snprintf(key, sizeof(key), "\n%s{", name);
     double n = 0;
-    for (const char *p = m; (p = strstr(p, "\ntusk_pipelined_reads_total{")); p++)
+    for (const char *p = m; (p = strstr(p, key)); p++)
         n += strtod(strchr(strchr(p, '}'), ' ') + 1, NULL);
     free(m);
     return n;
+}
+
+static double pipelined(void)
+{
+    return pool_sum("tusk_pipelined_reads_total");
 }
 
 /* a read whose shape the proxy has seen run fast on the replica: reads may go behind it */
@@ -88,6 +95,7 @@ static int setup(void **state)
     char extra[512];
     snprintf(extra, sizeof(extra),
              "workers = 1\ndefault_pool_size = 1\nprimary_reads = off\npipeline_reads = on\n"
+             "pipeline_depth = 3\n"
              /* "fast" generously: the warm-up runs and the 0.2 ms between the two sends stay
               * under it even on a loaded CI machine */
              "pipeline_fast_time = 50ms\n"
@@ -116,7 +124,8 @@ static int teardown(void **state)
     return routed_proxy_stop(&rp);
 }
 
-/* six clients read at once through the replica's one server: each gets its own answers */
+/* six clients read at once through the replica's one server: each gets its own answers,
+ * reads wait behind up to three others */
 static void test_answers(void **state)
 {
     (void)state;
@@ -124,7 +133,7 @@ static void test_answers(void **state)
     PGconn *c[N];
     for (int i = 0; i < N; i++)
         c[i] = routed_connect(rp.proc.port);
-    double before = pipelined();
+    double before = pipelined(), deep_before = pool_sum("tusk_pipelined_deep_reads_total");
     for (int round = 0; round < ROUNDS; round++) {
         for (int i = 0; i < N; i++) {
             char sql[128];
@@ -150,6 +159,9 @@ static void test_answers(void **state)
     double piped = pipelined() - before;
     if (piped < 10)
         fail_msg("only %g of %d reads were pipelined", piped, N * ROUNDS);
+    double deep = pool_sum("tusk_pipelined_deep_reads_total") - deep_before;
+    if (deep < 5)
+        fail_msg("only %g of %g pipelined reads went behind two others", deep, piped);
     for (int i = 0; i < N; i++)
         PQfinish(c[i]);
 }
@@ -196,6 +208,98 @@ static void test_lost_backend(void **state)
     PQfinish(a);
     PQfinish(b);
     PQfinish(replica);
+}
+
+/* the same with two reads in line behind the killed one (pipeline_depth): both never
+ * started, both run on the primary */
+static void test_lost_backend_line(void **state)
+{
+    (void)state;
+    PGconn *a = routed_connect(rp.proc.port), *b = routed_connect(rp.proc.port),
+           *c = routed_connect(rp.proc.port);
+    PGconn *replica = routed_connect(rp.r1port);
+    warm(a, "SELECT count(*) FROM generate_series(1, 10), (SELECT %d) x", 6);
+    warm(b, "SELECT inet_server_port(), %d AS second", 6); /* the middle one: known fast */
+    int done = 0;
+    for (int attempt = 0; attempt < ATTEMPTS && !done; attempt++) {
+        double before = pipelined();
+        char front[128], second[64], third[128];
+        snprintf(front, sizeof(front),
+                 "SELECT count(*) FROM generate_series(1, 8000000), (SELECT %d) x", 200 + attempt);
+        snprintf(second, sizeof(second), "SELECT inet_server_port(), %d AS second", attempt);
+        int n = snprintf(third, sizeof(third), "SELECT inet_server_port() AS third");
+        for (int i = 0; i <= attempt; i++) /* never known fast: nothing goes behind it */
+            n += snprintf(third + n, sizeof(third) - (size_t)n, ", %d", i);
+        send_pair(a, front, b, second);
+        usleep(200);
+        if (!PQsendQuery(c, third))
+            fail_msg("send %s: %s", third, PQerrorMessage(c));
+        usleep(150 * 1000);
+        double piped = pipelined() - before;
+        PGresult *r = PQexec(replica, "SELECT count(pg_terminate_backend(pid)) FROM "
+                                      "pg_stat_activity WHERE query LIKE "
+                                      "'SELECT count(*) FROM generate_series(1, 8000000)%'");
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        int killed = atoi(PQgetvalue(r, 0, 0));
+        PQclear(r);
+        assert_int_equal(result_int(a, 0, "the read in front"), 8000000);
+        int bport = (int)result_int(b, 0, "the second read");
+        int cport = (int)result_int(c, 0, "the third read");
+        assert_true(bport == rp.r1port || bport == rp.pport);
+        assert_true(cport == rp.r1port || cport == rp.pport);
+        /* both behind the killed one (not the rare order where b's came first) */
+        done += piped >= 2 && killed == 1 && bport == rp.pport && cport == rp.pport;
+    }
+    if (!done)
+        fail_msg("in %d attempts no two reads were in line behind the one that was killed",
+                 ATTEMPTS);
+    PQfinish(a);
+    PQfinish(b);
+    PQfinish(c);
+    PQfinish(replica);
+}
+
+/* a client leaves while its read is in line between two others: its answer is dropped when
+ * its turn comes, and the one behind it gets its own */
+static void test_leave_in_line(void **state)
+{
+    (void)state;
+    PGconn *a = routed_connect(rp.proc.port), *b = routed_connect(rp.proc.port),
+           *d = routed_connect(rp.proc.port);
+    warm(a, "SELECT count(*) FROM generate_series(1, 10), (SELECT %d) x", 6);
+    warm(b, "SELECT inet_server_port(), %d AS second", 6);
+    int done = 0;
+    for (int attempt = 0; attempt < ATTEMPTS && !done; attempt++) {
+        PGconn *q = routed_connect(rp.proc.port);
+        routed_exec(q, "SELECT 1");
+        double before = pipelined(), deep_before = pool_sum("tusk_pipelined_deep_reads_total");
+        char front[128], second[64], leaver[64], fourth[128];
+        snprintf(front, sizeof(front),
+                 "SELECT count(*) FROM generate_series(1, 1000000), (SELECT %d) x", 300 + attempt);
+        snprintf(second, sizeof(second), "SELECT inet_server_port(), %d AS second", attempt);
+        snprintf(leaver, sizeof(leaver), "SELECT inet_server_port(), %d AS second",
+                 100000 + attempt); /* the shape of b's: known fast, d may go behind it */
+        snprintf(fourth, sizeof(fourth), "SELECT inet_server_port() AS fourth, %d", attempt);
+        send_pair(a, front, b, second);
+        usleep(200);
+        assert_true(PQsendQuery(q, leaver));
+        usleep(200);
+        assert_true(PQsendQuery(d, fourth));
+        usleep(1000);
+        PQfinish(q);
+        assert_int_equal(result_int(a, 0, "the read in front"), 1000000);
+        assert_int_equal(result_int(b, 1, "the second read"), attempt);
+        assert_int_equal(result_int(d, 1, "the read behind the leaver"), attempt);
+        done += pipelined() - before >= 3 &&
+                pool_sum("tusk_pipelined_deep_reads_total") - deep_before >= 2;
+    }
+    if (!done)
+        fail_msg("in %d attempts the leaver's read was never in line between two others",
+                 ATTEMPTS);
+    routed_exec(b, "SELECT 1"); /* the server is still good */
+    PQfinish(a);
+    PQfinish(b);
+    PQfinish(d);
 }
 
 /* the read in front is a hidden write: the replica refuses it after its pipelined follower
@@ -262,6 +366,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_answers),
         cmocka_unit_test(test_lost_backend),
+        cmocka_unit_test(test_lost_backend_line),
+        cmocka_unit_test(test_leave_in_line),
         cmocka_unit_test(test_25006_in_front),
         cmocka_unit_test(test_25006_behind),
     };
