@@ -34,7 +34,7 @@
 #define PX_MAX_WHOLE_MSG (16u << 20) /* messages the proxy must see whole (Parse text) */
 #define PX_MAX_WORKERS 64
 #define PX_PIPE_DEPTH_MAX 4 /* pipeline_depth: reads a server may hold behind the running one */
-#define PX_HIST_BUCKETS 12 /* latency histogram buckets of px_stats */
+#define PX_HIST_BUCKETS 12  /* latency histogram buckets of px_stats */
 #define PX_DEFAULT_PKT_BUF 32768
 #define PX_PROTO_V3 196608u
 #define PX_SSL_REQUEST 80877103u

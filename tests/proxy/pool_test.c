@@ -866,8 +866,7 @@ static void pipeline_reads_run(bool extended, int depth)
                 send_read(c[i], "SELECT 0, 0, count(*) FROM generate_series(1, 9000)",
                           extended && i % 2 == 0);
                 if (i == N / 2)
-                    send_read(q, "SELECT 0, 0, count(*) FROM generate_series(1, 9000)",
-                              extended);
+                    send_read(q, "SELECT 0, 0, count(*) FROM generate_series(1, 9000)", extended);
             }
             PQfinish(q);
             for (int i = 0; i < N; i++) {
@@ -889,8 +888,8 @@ static void pipeline_reads_run(bool extended, int depth)
     if (depth == 1 && deep != 0)
         fail_msg("%g reads were sent behind two others with pipeline_depth = 1", deep);
     if (depth > 1 && deep < 5)
-        fail_msg("only %g of %g pipelined reads went behind two others (pipeline_depth = %d)",
-                 deep, piped, depth);
+        fail_msg("only %g of %g pipelined reads went behind two others (pipeline_depth = %d)", deep,
+                 piped, depth);
     for (int i = 0; i < N; i++)
         PQfinish(c[i]);
     assert_int_equal(pxt_stop(&px, SIGTERM), 0);

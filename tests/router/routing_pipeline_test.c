@@ -294,8 +294,7 @@ static void test_leave_in_line(void **state)
                 pool_sum("tusk_pipelined_deep_reads_total") - deep_before >= 2;
     }
     if (!done)
-        fail_msg("in %d attempts the leaver's read was never in line between two others",
-                 ATTEMPTS);
+        fail_msg("in %d attempts the leaver's read was never in line between two others", ATTEMPTS);
     routed_exec(b, "SELECT 1"); /* the server is still good */
     PQfinish(a);
     PQfinish(b);
@@ -364,12 +363,9 @@ int main(void)
     svc_env("TUSK_PG_REPLICA1_PORT");
     svc_env("TUSK_BIN");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_answers),
-        cmocka_unit_test(test_lost_backend),
-        cmocka_unit_test(test_lost_backend_line),
-        cmocka_unit_test(test_leave_in_line),
-        cmocka_unit_test(test_25006_in_front),
-        cmocka_unit_test(test_25006_behind),
+        cmocka_unit_test(test_answers),           cmocka_unit_test(test_lost_backend),
+        cmocka_unit_test(test_lost_backend_line), cmocka_unit_test(test_leave_in_line),
+        cmocka_unit_test(test_25006_in_front),    cmocka_unit_test(test_25006_behind),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
