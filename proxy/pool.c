@@ -416,9 +416,10 @@ bool px_pool_acquire(px_pool *p, px_client *c)
  * backend that answers two reads per wake-up does more work than two that wake for one each.
  * Only autocommit single-statement reads that leave no session state (route.c
  * proxy_route_pipeline_shape) go either side, on servers whose session state is the client's
- * (routed clients: replicas only, route.c proxy_route_pipe_ok), one deep, and only behind a
- * query of a shape that ran fast (under pipeline_fast_time) its last PIPE_RUNS times and has not
- * been running longer than that, so a read does not wait behind a slow one. */
+ * (routed clients: replicas only, route.c proxy_route_pipe_ok), up to pipeline_depth in line
+ * behind the running query, and only behind queries of shapes that ran fast (under
+ * pipeline_fast_time) their last PIPE_RUNS times, the running one not for longer than that,
+ * so a read does not wait behind a slow one. */
 #define PIPE_RUNS 4
 #define SHAPE_SLOTS 1024 /* per worker, direct-mapped: a miss only means "not known fast" */
 
@@ -623,8 +624,8 @@ void px_pool_pipe_pull(px_server *s)
     px_worker *w = p->w;
     if (!w->cfg->pipeline_reads || p->mode == PM_SESSION || reset_always(w->cfg) || !s->pipe_key ||
         !s->client || p->n_waiting == 0 || !line_open(w, s) || px_conn_backlogged(&s->io) ||
-        !shape_is_fast(w, s->pipe_key))
-        return;
+        !shape_is_fast(w, s->pipe_key) || !owes_reads(s))
+        return; /* owes_reads: a client may have sent more behind its read (a BEGIN...) */
     /* the head of the queue only: waiting clients keep their order */
     px_client *c = container_of(p->waiting_clients.next, px_client, node);
     const uint8_t *m = c->io.rbuf;

@@ -964,6 +964,79 @@ static void test_pipeline_guard(void **state)
     assert_int_equal(pxt_stop(&px, SIGTERM), 0);
 }
 
+/* the results of one pipeline-mode batch (up to its Sync): what they were, checked */
+static void pipeline_batch(PGconn *c, ExecStatusType want, const char *what)
+{
+    PGresult *r;
+    while ((r = PQgetResult(c))) {
+        if (PQresultStatus(r) != want)
+            fail_msg("%s: %s %s", what, PQresStatus(PQresultStatus(r)), PQerrorMessage(c));
+        PQclear(r);
+    }
+    r = PQgetResult(c);
+    assert_int_equal(PQresultStatus(r), PGRES_PIPELINE_SYNC);
+    PQclear(r);
+}
+
+/* a client whose read waits in line sends a BEGIN behind it (libpq pipeline mode); a third
+ * client waiting for the pool's one server must not be linked behind that BEGIN when the
+ * server passes to the second: its read would run inside the second's transaction. The
+ * third read asks whether it ran in a transaction of its own. */
+static void test_pipeline_not_behind_begin(void **state)
+{
+    (void)state;
+    char extra[160];
+    snprintf(extra, sizeof(extra),
+             "pool_mode = transaction\ndefault_pool_size = 1\nworkers = 1\n"
+             "pipeline_fast_time = 50ms\n");
+    pxt_proxy px;
+    pxt_start(&px, extra, NULL, NULL);
+    PGconn *a = pxt_connect(&px, "tusk", "tusk", "tusk");
+    PGconn *b = pxt_connect(&px, "tusk", "tusk", "tusk");
+    PGconn *c = pxt_connect(&px, "tusk", "tusk", "tusk");
+    for (int i = 0; i < 6; i++) { /* both shapes known fast */
+        char q[96];
+        snprintf(q, sizeof(q), "SELECT count(*) FROM generate_series(1, %d)", 10 + i);
+        assert_int_equal(pxt_int(a, q), 10 + i);
+        snprintf(q, sizeof(q), "SELECT %d AS b", i);
+        assert_int_equal(pxt_int(b, q), i);
+    }
+    assert_int_equal(PQenterPipelineMode(b), 1);
+    for (int round = 0; round < 20; round++) {
+        assert_true(PQsendQuery(a, "SELECT count(*) FROM generate_series(1, 400000)"));
+        usleep(300);
+        char q[64];
+        snprintf(q, sizeof(q), "SELECT %d AS b", round);
+        assert_true(PQsendQueryParams(b, q, 0, NULL, NULL, NULL, NULL, 0));
+        assert_true(PQpipelineSync(b));
+        assert_true(PQsendQueryParams(b, "BEGIN", 0, NULL, NULL, NULL, NULL, 0));
+        assert_true(PQpipelineSync(b));
+        usleep(1000);
+        assert_true(PQsendQuery(c, "SELECT now() = statement_timestamp()"));
+        assert_int_equal(pxt_result_int(a), 400000);
+        pipeline_batch(b, PGRES_TUPLES_OK, "the read in line");
+        pipeline_batch(b, PGRES_COMMAND_OK, "the BEGIN behind it");
+        usleep(50 * 1000); /* c waits for b's transaction to end: no answer yet */
+        assert_int_equal(PQconsumeInput(c), 1);
+        if (!PQisBusy(c))
+            fail_msg("round %d: the waiting read ran inside another client's transaction", round);
+        assert_true(PQsendQueryParams(b, "COMMIT", 0, NULL, NULL, NULL, NULL, 0));
+        assert_true(PQpipelineSync(b));
+        pipeline_batch(b, PGRES_COMMAND_OK, "COMMIT");
+        PGresult *r = PQgetResult(c);
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        if (strcmp(PQgetvalue(r, 0, 0), "t") != 0)
+            fail_msg("round %d: the waiting read ran inside another client's transaction", round);
+        PQclear(r);
+        while ((r = PQgetResult(c)))
+            PQclear(r);
+    }
+    PQfinish(a);
+    PQfinish(b);
+    PQfinish(c);
+    assert_int_equal(pxt_stop(&px, SIGTERM), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -981,6 +1054,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_reads),
         cmocka_unit_test(test_pipeline_reads_deep),
         cmocka_unit_test(test_pipeline_reads_extended),
+        cmocka_unit_test(test_pipeline_not_behind_begin),
         cmocka_unit_test(test_worker_metrics),
         cmocka_unit_test(test_busy_poll),
         cmocka_unit_test(test_steer),
