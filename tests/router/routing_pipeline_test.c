@@ -166,6 +166,27 @@ static void test_answers(void **state)
         PQfinish(c[i]);
 }
 
+/* a read of a shape of its own each attempt, so never known fast: nothing is pipelined
+ * behind it */
+static void never_fast(char *sql, size_t cap, const char *select, int attempt)
+{
+    int n = snprintf(sql, cap, "%s", select);
+    for (int i = 0; i <= attempt; i++)
+        n += snprintf(sql + n, cap - (size_t)n, ", %d", i);
+}
+
+/* terminate the replica's backend running the long read in front; how many were */
+static int kill_front(PGconn *replica)
+{
+    PGresult *r = PQexec(replica, "SELECT count(pg_terminate_backend(pid)) FROM "
+                                  "pg_stat_activity WHERE query LIKE "
+                                  "'SELECT count(*) FROM generate_series(1, 8000000)%'");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    int killed = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return killed;
+}
+
 /* the backend running the read in front is killed: the read behind it never started, so it
  * runs on the primary (the one in front is re-run there too, it had answered nothing) */
 static void test_lost_backend(void **state)
@@ -180,20 +201,12 @@ static void test_lost_backend(void **state)
         char front[128], behind[128];
         snprintf(front, sizeof(front),
                  "SELECT count(*) FROM generate_series(1, 8000000), (SELECT %d) x", 100 + attempt);
-        /* a shape of its own each time, never known fast: the read in front cannot be the
-         * one that goes behind it */
-        int n = snprintf(behind, sizeof(behind), "SELECT inet_server_port()");
-        for (int i = 0; i <= attempt; i++)
-            n += snprintf(behind + n, sizeof(behind) - (size_t)n, ", %d", i);
+        /* the read in front cannot be the one that goes behind it */
+        never_fast(behind, sizeof(behind), "SELECT inet_server_port()", attempt);
         send_pair(a, front, b, behind);
         usleep(150 * 1000);
         double piped = pipelined() - before;
-        PGresult *r = PQexec(replica, "SELECT count(pg_terminate_backend(pid)) FROM "
-                                      "pg_stat_activity WHERE query LIKE "
-                                      "'SELECT count(*) FROM generate_series(1, 8000000)%'");
-        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-        int killed = atoi(PQgetvalue(r, 0, 0));
-        PQclear(r);
+        int killed = kill_front(replica);
         assert_int_equal(result_int(a, 0, "the read in front"), 8000000);
         int port = (int)result_int(b, 0, "the read behind");
         if (piped >= 1 && killed == 1) {
@@ -227,21 +240,15 @@ static void test_lost_backend_line(void **state)
         snprintf(front, sizeof(front),
                  "SELECT count(*) FROM generate_series(1, 8000000), (SELECT %d) x", 200 + attempt);
         snprintf(second, sizeof(second), "SELECT inet_server_port(), %d AS second", attempt);
-        int n = snprintf(third, sizeof(third), "SELECT inet_server_port() AS third");
-        for (int i = 0; i <= attempt; i++) /* never known fast: nothing goes behind it */
-            n += snprintf(third + n, sizeof(third) - (size_t)n, ", %d", i);
+        /* nothing goes behind it */
+        never_fast(third, sizeof(third), "SELECT inet_server_port() AS third", attempt);
         send_pair(a, front, b, second);
         usleep(200);
         if (!PQsendQuery(c, third))
             fail_msg("send %s: %s", third, PQerrorMessage(c));
         usleep(150 * 1000);
         double piped = pipelined() - before;
-        PGresult *r = PQexec(replica, "SELECT count(pg_terminate_backend(pid)) FROM "
-                                      "pg_stat_activity WHERE query LIKE "
-                                      "'SELECT count(*) FROM generate_series(1, 8000000)%'");
-        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-        int killed = atoi(PQgetvalue(r, 0, 0));
-        PQclear(r);
+        int killed = kill_front(replica);
         assert_int_equal(result_int(a, 0, "the read in front"), 8000000);
         int bport = (int)result_int(b, 0, "the second read");
         int cport = (int)result_int(c, 0, "the third read");
