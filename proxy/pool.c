@@ -351,11 +351,12 @@ static void link_pair(px_pool *p, px_server *s, px_client *c)
     s->client = c;
     c->server = s;
     px_pool_server_set_state(s, SV_ACTIVE);
-    px_pool *home = c->pool ? c->pool : p;
+    /* a routed client is listed on its home pool (node 0) but waited for, and got, a server
+     * of node p: the figures are that node's */
     if (c->state == CL_WAITING)
-        home->stats.wait_time_us += (uint64_t)((now - c->wait_start) * 1e6);
-    px_pool_client_set_state(c, CL_ACTIVE, home);
-    home->stats.server_assignments++;
+        p->stats.wait_time_us += (uint64_t)((now - c->wait_start) * 1e6);
+    px_pool_client_set_state(c, CL_ACTIVE, c->pool ? c->pool : p);
+    p->stats.server_assignments++;
     s->last_used = now;
     if (!c->authq && !px_server_sync_vars(s, c))
         log_warning("could not queue SET for session parameters");
@@ -542,11 +543,10 @@ static void pipe_link(px_pool *p, px_server *s, px_client *c, uint64_t key)
     c->pipelined = true;
     c->pipe_queued = false;
     c->pipe_key = key;
-    px_pool *home = c->pool ? c->pool : p;
-    if (c->state == CL_WAITING)
-        home->stats.wait_time_us += (uint64_t)((px_now(p->w) - c->wait_start) * 1e6);
-    px_pool_client_set_state(c, CL_ACTIVE, home);
-    home->stats.server_assignments++;
+    if (c->state == CL_WAITING) /* as link_pair */
+        p->stats.wait_time_us += (uint64_t)((px_now(p->w) - c->wait_start) * 1e6);
+    px_pool_client_set_state(c, CL_ACTIVE, c->pool ? c->pool : p);
+    p->stats.server_assignments++;
     p->stats.pipelined++;
     p->stats.pipelined_deep += s->pipe_n >= 2;
 }

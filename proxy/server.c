@@ -1258,7 +1258,8 @@ static size_t data_pass(px_server *s, const uint8_t *data, size_t len)
     px_fwd_finish(&f);
     c = s->io.closed ? NULL : s->client;
     if (c) {
-        c->pool->stats.bytes_sent += sent;
+        s->pool->stats.bytes_sent += sent; /* the serving node's (a routed client's may not be
+                                            * its home pool's) */
         if (px_conn_backlogged(&c->io))
             px_conn_pause(&s->io);
     }

@@ -46,20 +46,30 @@ static long long result_int(PGconn *c, int col, const char *what)
     return v;
 }
 
-/* the sum of a counter over the proxy's pools */
-static double pool_sum(const char *name)
+/* the sum of a counter over the proxy's pools (of one node, or any: node < 0) */
+static double node_sum(const char *name, int node)
 {
     int st = 0;
     char *m = svc_http_get(http, "/metrics", &st);
     assert_non_null(m);
     assert_int_equal(st, 200);
-    char key[96];
+    char key[96], label[32];
     snprintf(key, sizeof(key), "\n%s{", name);
+    snprintf(label, sizeof(label), "node=\"%d\"", node);
     double n = 0;
-    for (const char *p = m; (p = strstr(p, key)); p++)
-        n += strtod(strchr(strchr(p, '}'), ' ') + 1, NULL);
+    for (const char *p = m; (p = strstr(p, key)); p++) {
+        const char *end = strchr(p, '}');
+        const char *at = strstr(p, label);
+        if (node < 0 || (at && at < end))
+            n += strtod(strchr(end, ' ') + 1, NULL);
+    }
     free(m);
     return n;
+}
+
+static double pool_sum(const char *name)
+{
+    return node_sum(name, -1);
 }
 
 static double pipelined(void)
@@ -75,6 +85,19 @@ static void warm(PGconn *c, const char *fmt, int times)
         snprintf(sql, sizeof(sql), fmt, i);
         routed_exec(c, sql);
     }
+}
+
+/* the long read in front, of rows rows: a shape of the test's and the attempt's own (the
+ * alias), first run fast 6 times, so reads may go behind it. Its own run, once it has
+ * answered, marks its shape slow, and it must not make the next attempt's so */
+static void front_read(PGconn *c, char *sql, size_t cap, const char *test, int attempt, long rows)
+{
+    char fast[128];
+    snprintf(fast, sizeof(fast), "SELECT count(*) FROM generate_series(1, 10), (SELECT %%d) %s%d",
+             test, attempt);
+    warm(c, fast, 6);
+    snprintf(sql, cap, "SELECT count(*) FROM generate_series(1, %ld), (SELECT 1) %s%d", rows, test,
+             attempt);
 }
 
 /* a's statement, then 0.2 ms later b's: b's may go behind a's (sent less than
@@ -134,6 +157,8 @@ static void test_answers(void **state)
     for (int i = 0; i < N; i++)
         c[i] = routed_connect(rp.proc.port);
     double before = pipelined(), deep_before = pool_sum("tusk_pipelined_deep_reads_total");
+    const char *assigned = "tusk_server_assignments_total";
+    double primary_before = node_sum(assigned, 0), replica_before = node_sum(assigned, 1);
     for (int round = 0; round < ROUNDS; round++) {
         for (int i = 0; i < N; i++) {
             char sql[128];
@@ -162,6 +187,13 @@ static void test_answers(void **state)
     double deep = pool_sum("tusk_pipelined_deep_reads_total") - deep_before;
     if (deep < 5)
         fail_msg("only %g of %g pipelined reads went behind two others", deep, piped);
+    /* a server of the node that ran them was assigned to each read: the replica's pool
+     * counts them, not the clients' home pool (node 0) */
+    double on_primary = node_sum(assigned, 0) - primary_before;
+    double on_replica = node_sum(assigned, 1) - replica_before;
+    if (on_primary != 0 || on_replica != N * ROUNDS)
+        fail_msg("server assignments: %g on the primary, %g on the replica, for %d reads",
+                 on_primary, on_replica, N * ROUNDS);
     for (int i = 0; i < N; i++)
         PQfinish(c[i]);
 }
@@ -194,13 +226,11 @@ static void test_lost_backend(void **state)
     (void)state;
     PGconn *a = routed_connect(rp.proc.port), *b = routed_connect(rp.proc.port);
     PGconn *replica = routed_connect(rp.r1port);
-    warm(a, "SELECT count(*) FROM generate_series(1, 10), (SELECT %d) x", 6);
     int done = 0;
     for (int attempt = 0; attempt < ATTEMPTS && !done; attempt++) {
         double before = pipelined();
         char front[128], behind[128];
-        snprintf(front, sizeof(front),
-                 "SELECT count(*) FROM generate_series(1, 8000000), (SELECT %d) x", 100 + attempt);
+        front_read(a, front, sizeof(front), "lost", attempt, 8000000);
         /* the read in front cannot be the one that goes behind it */
         never_fast(behind, sizeof(behind), "SELECT inet_server_port()", attempt);
         send_pair(a, front, b, behind);
@@ -231,14 +261,12 @@ static void test_lost_backend_line(void **state)
     PGconn *a = routed_connect(rp.proc.port), *b = routed_connect(rp.proc.port),
            *c = routed_connect(rp.proc.port);
     PGconn *replica = routed_connect(rp.r1port);
-    warm(a, "SELECT count(*) FROM generate_series(1, 10), (SELECT %d) x", 6);
     warm(b, "SELECT inet_server_port(), %d AS second", 6); /* the middle one: known fast */
     int done = 0;
     for (int attempt = 0; attempt < ATTEMPTS && !done; attempt++) {
         double before = pipelined();
         char front[128], second[64], third[128];
-        snprintf(front, sizeof(front),
-                 "SELECT count(*) FROM generate_series(1, 8000000), (SELECT %d) x", 200 + attempt);
+        front_read(a, front, sizeof(front), "line", attempt, 8000000);
         snprintf(second, sizeof(second), "SELECT inet_server_port(), %d AS second", attempt);
         /* nothing goes behind it */
         never_fast(third, sizeof(third), "SELECT inet_server_port() AS third", attempt);
@@ -273,7 +301,6 @@ static void test_leave_in_line(void **state)
     (void)state;
     PGconn *a = routed_connect(rp.proc.port), *b = routed_connect(rp.proc.port),
            *d = routed_connect(rp.proc.port);
-    warm(a, "SELECT count(*) FROM generate_series(1, 10), (SELECT %d) x", 6);
     warm(b, "SELECT inet_server_port(), %d AS second", 6);
     int done = 0;
     for (int attempt = 0; attempt < ATTEMPTS && !done; attempt++) {
@@ -281,8 +308,7 @@ static void test_leave_in_line(void **state)
         routed_exec(q, "SELECT 1");
         double before = pipelined(), deep_before = pool_sum("tusk_pipelined_deep_reads_total");
         char front[128], second[64], leaver[64], fourth[128];
-        snprintf(front, sizeof(front),
-                 "SELECT count(*) FROM generate_series(1, 1000000), (SELECT %d) x", 300 + attempt);
+        front_read(a, front, sizeof(front), "leave", attempt, 1000000);
         snprintf(second, sizeof(second), "SELECT inet_server_port(), %d AS second", attempt);
         snprintf(leaver, sizeof(leaver), "SELECT inet_server_port(), %d AS second",
                  100000 + attempt); /* the shape of b's: known fast, d may go behind it */
@@ -344,13 +370,11 @@ static void test_25006_behind(void **state)
 {
     (void)state;
     PGconn *a = routed_connect(rp.proc.port), *b = routed_connect(rp.proc.port);
-    warm(a, "SELECT count(*) FROM generate_series(1, 10), (SELECT %d) x", 6);
     int done = 0;
     for (int attempt = 0; attempt < ATTEMPTS && !done; attempt++) {
         double before = pipelined();
         char front[128], behind[128];
-        snprintf(front, sizeof(front),
-                 "SELECT count(*) FROM generate_series(1, 3000000), (SELECT %d) x", attempt);
+        front_read(a, front, sizeof(front), "behind", attempt, 3000000);
         routed_exec(b, "SELECT 1"); /* its last write's floor: the replica has caught up */
         snprintf(behind, sizeof(behind), "SELECT routing_pipe_write(0), %d AS behind",
                  100 + attempt);
