@@ -677,7 +677,10 @@ void px_pool_pipe_switch(px_server *s)
         s->last_used = now;
         if (b->cancel_pending) {
             b->cancel_pending = false;
-            px_client_cancel(b);
+            /* with reads in line behind b's, the backend may be running one of theirs by the
+             * time the cancel lands: b's fast read is left to finish instead */
+            if (s->pipe_n == 0)
+                px_client_cancel(b);
         }
         if (b->io.rlen)
             px_conn_schedule(&b->io); /* what it sent meanwhile */

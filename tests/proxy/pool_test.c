@@ -978,6 +978,88 @@ static void pipeline_batch(PGconn *c, ExecStatusType want, const char *what)
     PQclear(r);
 }
 
+/* a cancel for a read waiting in line: sent when the read's turn comes (the sleep behind a
+ * fast read is cancelled), or, with another read in line behind it (depth 2), dropped, as the
+ * backend could be running that one's by the time it lands (the sleep completes, and so does
+ * the read behind). An attempt whose reads did not go in line is run again. */
+static void test_pipeline_cancel(void **state)
+{
+    (void)state;
+    int http = svc_free_port();
+    char extra[256];
+    snprintf(extra, sizeof(extra),
+             "pool_mode = transaction\ndefault_pool_size = 1\nworkers = 1\n"
+             "pipeline_fast_time = 50ms\npipeline_depth = 2\nadmin_listen = 127.0.0.1:%d\n",
+             http);
+    pxt_proxy px;
+    pxt_start(&px, extra, NULL, NULL);
+    PGconn *a = pxt_connect(&px, "tusk", "tusk", "tusk");
+    PGconn *b = pxt_connect(&px, "tusk", "tusk", "tusk");
+    PGconn *c = pxt_connect(&px, "tusk", "tusk", "tusk");
+    PGcancel *bc = PQgetCancel(b);
+    assert_non_null(bc);
+    int sent = 0, dropped = 0;
+    for (int attempt = 0; attempt < 16 && (!sent || !dropped); attempt++) {
+        bool behind = attempt % 2 == 1; /* c's read goes in line behind b's */
+        char q[128];
+        for (int i = 0; i < 6; i++) { /* a's and b's shapes of this attempt: known fast */
+            snprintf(q, sizeof(q), "SELECT count(*) AS a%d FROM generate_series(1, %d)", attempt,
+                     10 + i);
+            assert_int_equal(pxt_int(a, q), 10 + i);
+            snprintf(q, sizeof(q), "SELECT 7 AS b%d FROM pg_sleep(0)", attempt);
+            assert_int_equal(pxt_int(b, q), 7);
+        }
+        double before = pipelined_reads(http);
+        snprintf(q, sizeof(q), "SELECT count(*) AS a%d FROM generate_series(1, 1000000)", attempt);
+        assert_true(PQsendQuery(a, q));
+        usleep(300);
+        snprintf(q, sizeof(q), "SELECT 7 AS b%d FROM pg_sleep(%s)", attempt, behind ? "0.3" : "3");
+        assert_true(PQsendQuery(b, q));
+        if (behind) {
+            usleep(300);
+            assert_true(PQsendQuery(c, "SELECT 5"));
+        }
+        usleep(2000);
+        char err[256];
+        assert_int_equal(PQcancel(bc, err, sizeof(err)), 1);
+        double t0 = svc_now_ms();
+        assert_int_equal(pxt_result_int(a), 1000000);
+        PGresult *r = PQgetResult(b);
+        ExecStatusType st = PQresultStatus(r);
+        const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        bool cancelled = st == PGRES_FATAL_ERROR && code && strcmp(code, "57014") == 0;
+        if (!cancelled && st != PGRES_TUPLES_OK)
+            fail_msg("attempt %d: %s", attempt, PQerrorMessage(b));
+        PQclear(r);
+        while ((r = PQgetResult(b)))
+            PQclear(r);
+        double took = (svc_now_ms() - t0) / 1000.0;
+        if (behind)
+            assert_int_equal(pxt_result_int(c), 5);
+        double piped = pipelined_reads(http) - before;
+        if (piped < (behind ? 2 : 1))
+            continue; /* not in line: the cancel found b waiting for the server, or idle */
+        if (!behind) {
+            if (!cancelled || took > 2.0)
+                fail_msg("attempt %d: the waiting read was not cancelled at its turn (%.2f s)",
+                         attempt, took);
+            sent++;
+        } else {
+            if (cancelled)
+                fail_msg("attempt %d: a cancel was sent with another read in line behind", attempt);
+            dropped++;
+        }
+    }
+    if (!sent || !dropped)
+        fail_msg("in 16 attempts: %d with the read alone in line, %d with one behind it", sent,
+                 dropped);
+    PQfreeCancel(bc);
+    PQfinish(a);
+    PQfinish(b);
+    PQfinish(c);
+    assert_int_equal(pxt_stop(&px, SIGTERM), 0);
+}
+
 /* the answer to "SELECT now() = statement_timestamp()": true in a transaction of its own */
 static void expect_own_transaction(PGconn *c, int round)
 {
@@ -1006,27 +1088,32 @@ static void test_pipeline_not_behind_begin(void **state)
     PGconn *a = pxt_connect(&px, "tusk", "tusk", "tusk");
     PGconn *b = pxt_connect(&px, "tusk", "tusk", "tusk");
     PGconn *c = pxt_connect(&px, "tusk", "tusk", "tusk");
-    for (int i = 0; i < 6; i++) { /* both shapes known fast */
+    for (int i = 0; i < 6; i++) { /* b's shape known fast */
         char q[96];
-        snprintf(q, sizeof(q), "SELECT count(*) FROM generate_series(1, %d)", 10 + i);
-        assert_int_equal(pxt_int(a, q), 10 + i);
         snprintf(q, sizeof(q), "SELECT %d AS b", i);
         assert_int_equal(pxt_int(b, q), i);
     }
     assert_int_equal(PQenterPipelineMode(b), 1);
     int waited = 0;
     for (int round = 0; round < 20; round++) {
-        assert_true(PQsendQuery(a, "SELECT count(*) FROM generate_series(1, 400000)"));
+        /* a's read: a shape of the round's own, known fast (its long run marks it slow) */
+        char q[96];
+        for (int i = 0; i < 6; i++) {
+            snprintf(q, sizeof(q), "SELECT count(*) AS a%d FROM generate_series(1, %d)", round,
+                     10 + i);
+            assert_int_equal(pxt_int(a, q), 10 + i);
+        }
+        snprintf(q, sizeof(q), "SELECT count(*) AS a%d FROM generate_series(1, 1500000)", round);
+        assert_true(PQsendQuery(a, q));
         usleep(300);
-        char q[64];
         snprintf(q, sizeof(q), "SELECT %d AS b", round);
         assert_true(PQsendQueryParams(b, q, 0, NULL, NULL, NULL, NULL, 0));
         assert_true(PQpipelineSync(b));
         assert_true(PQsendQueryParams(b, "BEGIN", 0, NULL, NULL, NULL, NULL, 0));
         assert_true(PQpipelineSync(b));
-        usleep(1000);
+        usleep(10 * 1000); /* b's BEGIN is on the server; a's read still runs */
         assert_true(PQsendQuery(c, "SELECT now() = statement_timestamp()"));
-        assert_int_equal(pxt_result_int(a), 400000);
+        assert_int_equal(pxt_result_int(a), 1500000);
         pipeline_batch(b, PGRES_TUPLES_OK, "the read in line");
         pipeline_batch(b, PGRES_COMMAND_OK, "the BEGIN behind it");
         /* c waits for b's transaction to end; it may have answered already only if its read
@@ -1072,6 +1159,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_reads_deep),
         cmocka_unit_test(test_pipeline_reads_extended),
         cmocka_unit_test(test_pipeline_not_behind_begin),
+        cmocka_unit_test(test_pipeline_cancel),
         cmocka_unit_test(test_worker_metrics),
         cmocka_unit_test(test_busy_poll),
         cmocka_unit_test(test_steer),

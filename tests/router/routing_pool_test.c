@@ -126,7 +126,8 @@ static int teardown(void **state)
 
 /* Two replicas with POOL_SIZE connections each can be served by at most 2 * POOL_SIZE
  * backends while they stay open; a few more may come from a hand-over when a worker got no CPU
- * for 0.1 s on a loaded machine. Churn made 20-74 in these 4 s. */
+ * for 0.1 s on a loaded machine, or when reads in line (pipeline_depth) left a connection idle
+ * that long (6-9 alone, 11 once in a full ctest run). Churn made 20-74 in these 4 s. */
 static void test_replica_connections_stay(void **state)
 {
     (void)state;
@@ -134,7 +135,7 @@ static void test_replica_connections_stay(void **state)
     replica_backends(1000, &reads); /* warm up: the pools fill */
     int backends = replica_backends(4000, &reads);
     assert_true(reads > 1000);
-    assert_true(backends <= 2 * POOL_SIZE + 4);
+    assert_true(backends <= 2 * POOL_SIZE + 6);
 }
 
 int main(void)
