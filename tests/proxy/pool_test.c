@@ -541,27 +541,6 @@ static int pxt_result_int(PGconn *c)
     return v;
 }
 
-/* a counter of the proxy's /metrics: the first series of that name */
-static double first_series(int http, const char *name)
-{
-    int st;
-    char *m = pxt_http_get(http, "/metrics", &st);
-    assert_int_equal(st, 200);
-    char key[96];
-    snprintf(key, sizeof(key), "\n%s{", name);
-    const char *line = strstr(m, key);
-    assert_non_null(line);
-    double n = strtod(strchr(strchr(line, '}'), ' ') + 1, NULL);
-    free(m);
-    return n;
-}
-
-/* tusk_pipelined_reads_total from the proxy's /metrics */
-static double pipelined_reads(int http)
-{
-    return first_series(http, "tusk_pipelined_reads_total");
-}
-
 /* a gauge of the proxy's /metrics ("name" or "name{labels}") */
 static double metric(int http, const char *series)
 {
@@ -576,6 +555,20 @@ static double metric(int http, const char *series)
     double v = strtod(line + strlen(key), NULL);
     free(m);
     return v;
+}
+
+/* a counter of the test database's one pool */
+static double pool_counter(int http, const char *name)
+{
+    char series[128];
+    snprintf(series, sizeof(series), "%s{database=\"tusk\",user=\"tusk\",node=\"0\"}", name);
+    return metric(http, series);
+}
+
+/* tusk_pipelined_reads_total from the proxy's /metrics */
+static double pipelined_reads(int http)
+{
+    return pool_counter(http, "tusk_pipelined_reads_total");
 }
 
 /* per-worker metrics: where the clients are (the kernel spreads new connections over the
@@ -884,7 +877,7 @@ static void pipeline_reads_run(bool extended, int depth)
     double piped = pipelined_reads(http);
     if (piped < 10)
         fail_msg("only %g reads were pipelined", piped);
-    double deep = first_series(http, "tusk_pipelined_deep_reads_total");
+    double deep = pool_counter(http, "tusk_pipelined_deep_reads_total");
     if (depth == 1 && deep != 0)
         fail_msg("%g reads were sent behind two others with pipeline_depth = 1", deep);
     if (depth > 1 && deep < 5)
